@@ -1,0 +1,257 @@
+"""Datasets read from a local data folder, split by the paper's protocol, with seeded CPU-sized caps.
+
+Layout of the data folder (see ../shared/data/README.md)::
+
+    superglue/{CB,RTE}/{train,val}.jsonl            SuperGLUE v2 jsonl
+    boss/SentimentAnalysis/<name>/{train,test}.tsv   BOSS Text<TAB>Label files
+
+Protocol (paper §1.2; authors' code ``train_test_split(test_size=0.1, shuffle=False)``): the official
+train file is split 9:1 with the *last* 10% as validation; the official validation file is the test set.
+Amazon ``train.tsv`` is split the same way and ``test.tsv`` is the ID test; DynaSent, SemEval and SST-5
+are OOD test sets for a model trained on Amazon.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import EVAL_ONLY_DATASETS, resolve_data_dir
+
+SUPERGLUE = {
+    "cb": ("CB", ("entailment", "contradiction", "neutral")),
+    "rte": ("RTE", ("entailment", "not_entailment")),
+}
+BOSS_CLASSES = ("negative", "positive", "neutral")  # BOSS label ids 0, 1, 2
+BOSS_DIR = Path("boss") / "SentimentAnalysis"
+OOD_SETS = {"amazon": EVAL_ONLY_DATASETS}
+WHERE_DATA_COMES_FROM = (
+    "point LPFT_DATA_DIR (or data_dir) at a folder laid out like ../shared/data "
+    "(SuperGLUE v2 jsonl from super.gluebenchmark.com; BOSS tsv from lifan-yuan/OOD_NLP)"
+)
+
+
+class DataError(ValueError):
+    """A missing or malformed data file; the message names the file (and line) and where data comes from."""
+
+
+@dataclass
+class Split:
+    """One split: texts (and second segments for pairs), integer labels, and where they came from."""
+
+    name: str
+    texts: list[str]
+    labels: np.ndarray  # (n,) int64
+    pairs: list[str] | None = None
+    source: str = ""
+    dropped_empty: int = 0
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def take(self, idx: np.ndarray) -> Split:
+        idx = np.asarray(idx, dtype=np.int64)
+        return Split(
+            name=self.name,
+            texts=[self.texts[i] for i in idx],
+            labels=self.labels[idx],
+            pairs=None if self.pairs is None else [self.pairs[i] for i in idx],
+            source=self.source,
+            dropped_empty=self.dropped_empty,
+        )
+
+    def class_counts(self, num_classes: int) -> list[int]:
+        return np.bincount(self.labels, minlength=num_classes).tolist()
+
+
+@dataclass
+class TaskData:
+    """All splits of one training task: train / val / test and OOD test sets keyed by name."""
+
+    dataset: str
+    class_names: tuple[str, ...]
+    train: Split
+    val: Split
+    test: Split
+    ood: dict[str, Split] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def eval_splits(self) -> dict[str, Split]:
+        """val, test and every OOD set, keyed by name (OOD keys are the set names)."""
+        return {"val": self.val, "test": self.test, **self.ood}
+
+    def summary(self) -> list[dict]:
+        """One row per split: name, size, class counts actually used."""
+        rows = []
+        for key, split in {"train": self.train, **self.eval_splits()}.items():
+            rows.append({"split": key, "n": len(split),
+                         **dict(zip(self.class_names, split.class_counts(self.num_classes)))})
+        return rows
+
+    def fingerprint(self) -> str:
+        """sha256 over the contents of the files read (part of the run cache key)."""
+        h = hashlib.sha256()
+        for path in sorted(self.files):
+            h.update(path.name.encode())
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+        return h.hexdigest()[:16]
+
+
+# ---- readers ----------------------------------------------------------------------------------
+def _need(path: Path) -> Path:
+    if not path.parent.exists():
+        raise DataError(f"data folder {path.parent} not found; {WHERE_DATA_COMES_FROM}")
+    if not path.is_file():
+        raise DataError(f"data file {path} not found; {WHERE_DATA_COMES_FROM}")
+    return path
+
+
+def read_superglue(path: Path, class_names: tuple[str, ...]) -> Split:
+    """Read a SuperGLUE (premise, hypothesis, label) jsonl file; labels mapped in `class_names` order."""
+    _need(path)
+    label_id = {name: i for i, name in enumerate(class_names)}
+    texts, pairs, labels = [], [], []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            for key in ("premise", "hypothesis", "label"):
+                if key not in row:
+                    raise DataError(f"{path}:{lineno}: missing field '{key}'")
+            if row["label"] not in label_id:
+                raise DataError(f"{path}:{lineno}: label {row['label']!r} not in {list(class_names)}")
+            if not isinstance(row["premise"], str) or not isinstance(row["hypothesis"], str):
+                raise DataError(f"{path}:{lineno}: premise and hypothesis must be strings")
+            texts.append(row["premise"])
+            pairs.append(row["hypothesis"])
+            labels.append(label_id[row["label"]])
+    if not texts:
+        raise DataError(f"{path}: no examples")
+    return Split(name=path.stem, texts=texts, pairs=pairs, labels=np.array(labels, dtype=np.int64),
+                 source=str(path))
+
+
+def read_boss_tsv(path: Path, num_classes: int = 3) -> Split:
+    """Read a BOSS ``Text<TAB>Label`` file (header row, CSV quoting, newlines inside quotes).
+
+    Rows with an empty text are dropped, as the authors' loader does (their count is kept in
+    ``dropped_empty``); any other malformed row is an error naming the file and line.
+    """
+    _need(path)
+    texts, labels, dropped = [], [], 0
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t", quotechar='"')
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path}: empty file") from None
+        if header != ["Text", "Label"]:
+            raise DataError(f"{path}:1: header must be 'Text<TAB>Label', found {header!r}")
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                raise DataError(f"{path}:{reader.line_num}: {err}") from None
+            if len(row) != 2:
+                raise DataError(f"{path}:{reader.line_num}: expected 2 tab-separated fields, found {len(row)}")
+            text, raw_label = row
+            try:
+                label = int(raw_label)
+            except ValueError:
+                raise DataError(f"{path}:{reader.line_num}: label {raw_label!r} is not an integer") from None
+            if not 0 <= label < num_classes:
+                raise DataError(f"{path}:{reader.line_num}: label {label} outside 0..{num_classes - 1}")
+            if text == "":
+                dropped += 1
+                continue
+            texts.append(text)
+            labels.append(label)
+    if not texts:
+        raise DataError(f"{path}: no examples")
+    return Split(name=path.stem, texts=texts, labels=np.array(labels, dtype=np.int64), source=str(path),
+                 dropped_empty=dropped)
+
+
+# ---- protocol ---------------------------------------------------------------------------------
+def split_train_val(split: Split) -> tuple[Split, Split]:
+    """9:1 split with the last 10% as validation (sklearn ``train_test_split(test_size=0.1, shuffle=False)``)."""
+    n = len(split)
+    n_val = math.ceil(0.1 * n)
+    train = split.take(np.arange(n - n_val))
+    val = split.take(np.arange(n - n_val, n))
+    train.name, val.name = "train", "val"
+    return train, val
+
+
+def subsample(split: Split, max_n: int | None, max_per_class: int | None, seed: int) -> Split:
+    """Seeded cap per class, then a cap on the total; the kept rows stay in file order."""
+    rng = np.random.default_rng(seed)
+    idx = np.arange(len(split))
+    if max_per_class is not None:
+        keep = []
+        for c in np.unique(split.labels):
+            members = idx[split.labels == c]
+            if len(members) > max_per_class:
+                members = rng.choice(members, max_per_class, replace=False)
+            keep.append(members)
+        idx = np.sort(np.concatenate(keep))
+    if max_n is not None and len(idx) > max_n:
+        idx = np.sort(rng.choice(idx, max_n, replace=False))
+    return split.take(idx)
+
+
+def load_task(dataset: str, data_dir: str | Path | None = None, max_train: int | None = None,
+              max_eval: int | None = None, max_per_class: int | None = None, subset_seed: int = 0) -> TaskData:
+    """Load `dataset` ('cb', 'rte' or 'amazon') with the paper's splits and the given caps.
+
+    Caps: `max_per_class` applies to train and val (BOSS's own balancing mechanism); `max_train` to
+    train; `max_eval` to val, test and each OOD set. Subsets depend on `subset_seed` only, so every
+    method and training seed sees the same examples.
+    """
+    root = resolve_data_dir(str(data_dir) if data_dir else None)
+    if not root.is_dir():
+        raise DataError(f"data folder {root} not found; {WHERE_DATA_COMES_FROM}")
+    files: list[Path] = []
+    if dataset in SUPERGLUE:
+        folder, class_names = SUPERGLUE[dataset]
+        full_train = read_superglue(root / "superglue" / folder / "train.jsonl", class_names)
+        test = read_superglue(root / "superglue" / folder / "val.jsonl", class_names)
+        files += [Path(full_train.source), Path(test.source)]
+        ood: dict[str, Split] = {}
+    elif dataset == "amazon":
+        class_names = BOSS_CLASSES
+        full_train = read_boss_tsv(root / BOSS_DIR / "amazon" / "train.tsv")
+        test = read_boss_tsv(root / BOSS_DIR / "amazon" / "test.tsv")
+        files += [Path(full_train.source), Path(test.source)]
+        ood = {}
+        for name in OOD_SETS["amazon"]:
+            ood[name] = read_boss_tsv(root / BOSS_DIR / name / "test.tsv")
+            files.append(Path(ood[name].source))
+    else:
+        raise DataError(f"unknown dataset {dataset!r}; valid: cb, rte, amazon")
+    train, val = split_train_val(full_train)
+    test.name = "test"
+    train = subsample(train, max_train, max_per_class, subset_seed)
+    val = subsample(val, max_eval, max_per_class, subset_seed + 1)
+    test = subsample(test, max_eval, None, subset_seed + 2)
+    ood = {name: subsample(s, max_eval, None, subset_seed + 3 + i) for i, (name, s) in enumerate(ood.items())}
+    for name, s in ood.items():
+        s.name = name
+    return TaskData(dataset=dataset, class_names=class_names, train=train, val=val, test=test, ood=ood,
+                    files=files)

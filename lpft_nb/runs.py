@@ -1,0 +1,241 @@
+"""One training run, end to end, and the on-disk cache that lets pages share runs.
+
+A cache entry is keyed by a hash of (the run's settings, the data files' contents, the model's files,
+and the source code of this package), so a changed setting or a change to the helpers never serves a
+stale result. Entries are written into a temporary folder and renamed into place, so an interrupted run
+leaves no entry; an entry whose files do not load is deleted and recomputed, never served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+from .config import RunConfig
+from .data import TaskData, load_task
+from .model import build_classifier, load_tokenizer, resolve_model_path
+from .probe import fit_linear_probe, probe_iteration_path
+from .train import encode, fine_tune, predict
+
+CACHE_FORMAT = 1
+# Modules that only present results; editing them does not invalidate training runs.
+PRESENTATION_MODULES = {"plots.py", "paper.py", "claims.py", "book.py", "pages.py", "cli.py", "__main__.py",
+                        "bench.py", "tables.py"}
+FEATURE_SPLITS = ("test",)  # plus every OOD set: features before/after training are stored for these
+
+
+def source_hash() -> str:
+    """sha256 of the package's computational source files (everything but presentation modules)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        if path.name not in PRESENTATION_MODULES:
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def model_fingerprint(model_name: str, cache_dir: str | None) -> str:
+    """Names and sizes of the model folder's files (cheap; catches a swapped checkpoint)."""
+    folder = Path(resolve_model_path(model_name, cache_dir))
+    parts = sorted(f"{p.name}:{p.stat().st_size}" for p in folder.iterdir() if p.is_file())
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def run_key(cfg: RunConfig, data: TaskData) -> str:
+    payload = {"format": CACHE_FORMAT, "config": cfg.identity(), "data": data.fingerprint(),
+               "model": model_fingerprint(cfg.model, cfg.cache_dir), "code": source_hash()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _load_data(cfg: RunConfig) -> TaskData:
+    return load_task(cfg.dataset, cfg.data_dir, max_train=cfg.max_train, max_eval=cfg.max_eval,
+                     max_per_class=cfg.max_per_class, subset_seed=cfg.subset_seed)
+
+
+@dataclass
+class RunResult:
+    """A finished run: its config, metrics, history, and arrays (loaded lazily from the cache folder)."""
+
+    config: RunConfig
+    metrics: dict
+    history: dict
+    path: Path
+    cache_hit: bool = False
+    _arrays: dict | None = field(default=None, repr=False)
+
+    @cached_property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """logits_<split>, labels_<split>, features_before/after_<split>, head_weight/bias_init/final, ..."""
+        if self._arrays is not None:
+            return self._arrays
+        with np.load(self.path / "arrays.npz") as npz:
+            return {k: npz[k] for k in npz.files}
+
+    def summary(self) -> dict:
+        """The CLI's JSON record."""
+        m = self.metrics
+        return {
+            "dataset": self.config.dataset, "method": self.config.method, "seed": self.config.seed,
+            "model": self.config.model, "cache_hit": self.cache_hit,
+            "head_norm_init": m["head_norm_init"], "head_norm_final": m["head_norm_final"],
+            "lp_C": m.get("lp", {}).get("C"), "best_epoch": m.get("best_epoch"), "seconds": m["seconds"],
+            "metrics": {
+                "val_accuracy": m["val"]["accuracy"], "test_accuracy": m["test"]["accuracy"],
+                "test_macro_f1": m["test"]["macro_f1"],
+                "ood": {name: v["accuracy"] for name, v in m["ood"].items()},
+            },
+            "cache_path": str(self.path),
+        }
+
+
+def _split_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
+    pred = logits.argmax(1)
+    return {"accuracy": float(np.mean(pred == labels)),
+            "macro_f1": float(f1_score(labels, pred, average="macro", zero_division=0)), "n": int(len(labels))}
+
+
+def execute_run(cfg: RunConfig, data: TaskData | None = None, progress: bool = True) -> tuple[dict, dict, dict]:
+    """Train and evaluate one run. Returns (metrics, history, arrays); no caching here."""
+    start = time.perf_counter()
+    data = data if data is not None else _load_data(cfg)
+    tokenizer = load_tokenizer(cfg.model, cfg.cache_dir)
+    model = build_classifier(cfg.model, data.num_classes, cfg.seed, lora=cfg.uses_lora, lora_r=cfg.lora_r,
+                             lora_alpha=cfg.lora_alpha, cache_dir=cfg.cache_dir)
+    enc = {"train": encode(data.train, tokenizer, cfg.max_length)}
+    enc.update({name: encode(split, tokenizer, cfg.max_length) for name, split in data.eval_splits().items()})
+    feature_splits = list(FEATURE_SPLITS) + list(data.ood)
+
+    def desc(text: str) -> str | None:
+        return text if progress else None
+
+    arrays: dict[str, np.ndarray] = {"labels_train": data.train.labels}
+    for name in feature_splits:
+        arrays[f"features_before_{name}"] = predict(model, enc[name], cfg.eval_batch_size, desc=desc(f"φ0 {name}"))[1]
+    history: dict = {}
+    metrics: dict = {"data": data.summary()}
+    if cfg.uses_lp_head:
+        train_feats = predict(model, enc["train"], cfg.eval_batch_size, desc=desc("φ0 train"))[1]
+        arrays["features_before_train"] = train_feats
+        probe = fit_linear_probe(train_feats, data.train.labels, data.num_classes, C=cfg.lp_C,
+                                 binary_head=cfg.lp_binary_head, seed=cfg.seed)
+        with torch.no_grad():
+            model.head.weight.copy_(torch.from_numpy(probe.weight).float())
+            model.head.bias.copy_(torch.from_numpy(probe.bias).float())
+        history["lp_path"] = probe_iteration_path(train_feats, data.train.labels, data.num_classes, probe.C,
+                                                  binary_head=cfg.lp_binary_head)
+        metrics["lp"] = {"C": probe.C, "cv": probe.cv, "train_accuracy": probe.train_accuracy,
+                         "n_iter": probe.n_iter, "cv_accuracy": {str(k): v for k, v in probe.cv_accuracy.items()},
+                         "weight_norm": probe.weight_norm}
+    if cfg.head_scale != 1.0:
+        with torch.no_grad():
+            model.head.weight.mul_(cfg.head_scale)
+            if cfg.scale_bias:
+                model.head.bias.mul_(cfg.head_scale)
+    arrays["head_weight_init"] = model.head.weight.detach().numpy().copy()
+    arrays["head_bias_init"] = model.head.bias.detach().numpy().copy()
+    metrics["head_norm_init"], metrics["bias_norm_init"] = model.head_norms()
+    if cfg.trains_backbone:
+        history.update(fine_tune(model, enc["train"], enc["val"], epochs=cfg.epochs, lr=cfg.resolved_lr(),
+                                 batch_size=cfg.resolved_batch_size(), seed=cfg.seed,
+                                 eval_batch_size=cfg.eval_batch_size, progress=progress))
+        metrics["best_epoch"] = history["best_epoch"]
+    metrics["head_norm_final"], metrics["bias_norm_final"] = model.head_norms()
+    arrays["head_weight_final"] = model.head.weight.detach().numpy().copy()
+    arrays["head_bias_final"] = model.head.bias.detach().numpy().copy()
+    metrics["ood"] = {}
+    for name, split_enc in enc.items():
+        if name == "train":
+            continue
+        logits, feats = predict(model, split_enc, cfg.eval_batch_size, desc=desc(f"eval {name}"))
+        arrays[f"logits_{name}"] = logits
+        arrays[f"labels_{name}"] = split_enc.labels
+        if name in feature_splits:
+            arrays[f"features_after_{name}"] = feats
+        split_metrics = _split_metrics(logits, split_enc.labels)
+        if name in data.ood:
+            metrics["ood"][name] = split_metrics
+        else:
+            metrics[name] = split_metrics
+    metrics["seconds"] = time.perf_counter() - start
+    return metrics, history, arrays
+
+
+# ---- the cache ----------------------------------------------------------------------------------
+def _entry_name(cfg: RunConfig, key: str) -> str:
+    return f"{cfg.dataset}-{cfg.method}-s{cfg.seed}-{key}"
+
+
+def _read_entry(path: Path, cfg: RunConfig) -> RunResult | None:
+    """Load a complete entry, or None (deleting it) when any file is missing or unreadable."""
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        if not meta.get("complete"):
+            raise ValueError("incomplete")
+        metrics = json.loads((path / "metrics.json").read_text())
+        history = json.loads((path / "history.json").read_text())
+        with np.load(path / "arrays.npz") as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception:
+        shutil.rmtree(path, ignore_errors=True)
+        return None
+    return RunResult(config=cfg, metrics=metrics, history=history, path=path, cache_hit=True, _arrays=arrays)
+
+
+def _write_entry(root: Path, name: str, cfg: RunConfig, key: str, metrics: dict, history: dict,
+                 arrays: dict) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+    try:
+        (tmp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        (tmp / "history.json").write_text(json.dumps(history))
+        np.savez(tmp / "arrays.npz", **arrays)
+        (tmp / "meta.json").write_text(json.dumps({"complete": True, "key": key, "identity": cfg.identity(),
+                                                   "code": source_hash()}))
+        final = root / name
+        try:
+            os.rename(tmp, final)
+        except OSError:  # an identical entry appeared meanwhile: keep it
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def get_run(cfg: RunConfig, progress: bool = True, refresh: bool = False) -> RunResult:
+    """The run for `cfg`: from the cache when an entry with the same key exists, else trained now."""
+    data = _load_data(cfg)
+    key = run_key(cfg, data)
+    root = cfg.resolved_cache_dir() / "runs"
+    path = root / _entry_name(cfg, key)
+    if path.exists() and not refresh:
+        hit = _read_entry(path, cfg)
+        if hit is not None:
+            return hit
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+    metrics, history, arrays = execute_run(cfg, data, progress=progress)
+    final = _write_entry(root, path.name, cfg, key, metrics, history, arrays)
+    return RunResult(config=cfg, metrics=metrics, history=history, path=final, cache_hit=False, _arrays=arrays)
+
+
+def get_runs(configs: list[RunConfig], progress: bool = True) -> list[RunResult]:
+    """Several runs (each from the cache or trained), with one progress line per run."""
+    from tqdm.auto import tqdm
+
+    results = []
+    for cfg in tqdm(configs, desc="runs", disable=not progress):
+        results.append(get_run(cfg, progress=progress))
+    return results
