@@ -161,7 +161,7 @@ class RunConfig:
         ident["lr"] = self.resolved_lr()
         ident["batch_size"] = self.resolved_batch_size()
         if self.method == "lp":  # no gradient training: these settings do not enter
-            for key in ("epochs", "lr", "batch_size", "lora_r", "lora_alpha", "head_scale", "scale_bias"):
+            for key in ("epochs", "lr", "batch_size", "lora_r", "lora_alpha"):
                 ident.pop(key)
         elif not self.uses_lora:
             ident.pop("lora_r")

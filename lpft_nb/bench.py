@@ -1,0 +1,98 @@
+"""Benchmark: training-step time, feature throughput, LP fit time and peak memory on this machine.
+
+Numbers are measured and printed, never asserted: ``python -m lpft_nb bench``.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+
+import torch
+
+from .config import DEFAULT_MODEL
+from .model import build_classifier
+
+
+def peak_rss_gib() -> float:
+    """Peak resident memory of this process (GiB; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def _random_batch(vocab: int, batch: int, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"input_ids": torch.randint(1000, vocab, (batch, length), generator=g),
+            "attention_mask": torch.ones(batch, length, dtype=torch.long)}
+
+
+def time_train_step(model_name: str, lora: bool, batch: int, length: int, repeats: int) -> float:
+    """Median seconds of one forward + backward + AdamW step (2 warm-up steps first)."""
+    model = build_classifier(model_name, 3, seed=0, lora=lora)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0)
+    data = _random_batch(model.encoder.config.vocab_size, batch, length)
+    labels = torch.zeros(batch, dtype=torch.long)
+    times = []
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(**data), labels)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def time_features(model_name: str, batch: int, length: int, repeats: int) -> float:
+    """Examples per second of eval-mode feature extraction."""
+    model = build_classifier(model_name, 3, seed=0).eval()
+    data = _random_batch(model.encoder.config.vocab_size, batch, length)
+    with torch.inference_mode():
+        model.features(**data)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model.features(**data)
+    return batch * repeats / (time.perf_counter() - start)
+
+
+def time_lp_fit(model_name: str) -> tuple[float, float, int]:
+    """(seconds, ‖V‖_F, n) of the paper's cross-validated LP on CB's 225 training features."""
+    from .data import load_task
+    from .model import load_tokenizer
+    from .probe import fit_linear_probe
+    from .train import encode, predict
+
+    task = load_task("cb")
+    model = build_classifier(model_name, task.num_classes, seed=0)
+    feats = predict(model, encode(task.train, load_tokenizer(model_name), 128), 32)[1]
+    start = time.perf_counter()
+    probe = fit_linear_probe(feats, task.train.labels, task.num_classes, C="cv", seed=1)
+    return time.perf_counter() - start, probe.weight_norm, len(feats)
+
+
+def run_benchmark(model: str = DEFAULT_MODEL, quick: bool = False) -> list[tuple[str, str]]:
+    """Measure and print the table; returns its rows."""
+    repeats = 3 if quick else 10
+    rows = [("torch threads", str(torch.get_num_threads())), ("model", model)]
+    for lora in (False, True):
+        for length in (64, 128):
+            sec = time_train_step(model, lora, 8, length, repeats)
+            rows.append((f"{'LoRA' if lora else 'FT'} train step, batch 8, length {length} (s)", f"{sec:.3f}"))
+            print(f"{rows[-1][0]:<52} {rows[-1][1]}", flush=True)
+    for length in (64, 128):
+        rows.append((f"feature extraction, batch 32, length {length} (examples/s)",
+                     f"{time_features(model, 32, length, max(2, repeats // 2)):.1f}"))
+        print(f"{rows[-1][0]:<52} {rows[-1][1]}", flush=True)
+    sec, norm, n = time_lp_fit(model)
+    rows.append((f"LP fit on CB (LogisticRegressionCV, n={n}) (s)", f"{sec:.2f}  (‖V‖_F = {norm:.3f})"))
+    print(f"{rows[-1][0]:<52} {rows[-1][1]}", flush=True)
+    rows.append(("peak RSS (GiB)", f"{peak_rss_gib():.2f}"))
+    print(f"{rows[-1][0]:<52} {rows[-1][1]}", flush=True)
+    return rows
+
+
+

@@ -1,0 +1,178 @@
+"""Command line: ``python -m lpft_nb {run,plan,bench,book,fork} ...``.
+
+Every command checks its input first and exits with status 2 and one line on stderr on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from .config import ConfigError, RunConfig, parse_assignment
+from .data import DataError
+from .model import ModelNotFoundError
+
+USER_ERRORS = (ConfigError, DataError, ModelNotFoundError, FileNotFoundError)
+
+
+def _load_params(path: str | None) -> dict:
+    if not path:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: parameter file not found")
+    try:
+        values = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{p}: expected a mapping of settings")
+    return values
+
+
+def _config_from_args(args) -> RunConfig:
+    if args.spec:
+        try:
+            values = json.loads(args.spec)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"--spec: not valid JSON ({err.msg})") from None
+        return RunConfig.from_dict(values, source="--spec")
+    values = _load_params(args.params)
+    for key in ("dataset", "method", "seed", "model"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    for assignment in args.set or []:
+        key, value = parse_assignment(assignment)
+        values[key] = value
+    return RunConfig.from_dict(values, source=args.params or "command line")
+
+
+def _print_run_table(result) -> None:
+    s = result.summary()
+    m = result.metrics
+    rows = [("dataset / method / seed", f"{s['dataset']} / {s['method']} / {s['seed']}"),
+            ("model", s["model"]),
+            ("from cache", str(s["cache_hit"])),
+            ("train / val / test examples", " / ".join(str(r["n"]) for r in m["data"][:3])),
+            ("‖V‖_F at start of FT stage", f"{s['head_norm_init']:.4g}"),
+            ("‖V‖_F after training", f"{s['head_norm_final']:.4g}")]
+    if "lp" in m:
+        rows.append(("LP C (chosen)", f"{m['lp']['C']:.4g}" + (" (cv)" if m["lp"]["cv"] else "")))
+        rows.append(("LP train accuracy", f"{m['lp']['train_accuracy']:.4f}"))
+    if m.get("best_epoch"):
+        rows.append(("best epoch (val)", str(m["best_epoch"])))
+    rows.append(("val accuracy", f"{m['val']['accuracy']:.4f}"))
+    rows.append(("test accuracy", f"{m['test']['accuracy']:.4f}"))
+    rows.append(("test macro-F1", f"{m['test']['macro_f1']:.4f}"))
+    for name, v in m["ood"].items():
+        rows.append((f"OOD {name} accuracy / macro-F1", f"{v['accuracy']:.4f} / {v['macro_f1']:.4f}"))
+    rows.append(("wall time of the run (s)", f"{m['seconds']:.1f}"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+def cmd_run(args) -> int:
+    from .runs import get_run
+
+    cfg = _config_from_args(args)
+    result = get_run(cfg, progress=not args.json, refresh=args.refresh)
+    if args.json:
+        print(json.dumps(result.summary()))
+    else:
+        _print_run_table(result)
+    return 0
+
+
+def expand_plan(values: dict, source: str) -> list[RunConfig]:
+    """A parameter file whose values may be lists → one RunConfig per combination (validated)."""
+    keys = list(values)
+    grids = [v if isinstance(v, list) else [v] for v in values.values()]
+    configs = [RunConfig.from_dict(dict(zip(keys, combo)), source=source) for combo in itertools.product(*grids)]
+    return configs
+
+
+def cmd_plan(args) -> int:
+    values = _load_params(args.params)
+    for assignment in args.set or []:
+        key, value = parse_assignment(assignment)
+        values[key] = value
+    for cfg in expand_plan(values, args.params):
+        print(json.dumps({k: v for k, v in cfg.to_dict().items() if v is not None}))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_benchmark
+
+    run_benchmark(model=args.model, quick=args.quick)
+    return 0
+
+
+def cmd_book(args) -> int:
+    from .book import build_book
+
+    return build_book(profile=args.profile, pages=args.pages or None, keep_going=True)
+
+
+def cmd_fork(args) -> int:
+    from .book import fork_page
+
+    fork_page(args.page, args.name)
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lpft_nb", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train (or load from the cache) one run and print its metrics")
+    run.add_argument("--dataset", help="cb, rte or amazon")
+    run.add_argument("--method", help="lp, ft, lp_ft, lora or lp_lora")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--model", help="all-MiniLM-L6-v2 (default), tiny-random-bert, a local path or HF name")
+    run.add_argument("--params", help="YAML file of run settings")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting (repeatable)")
+    run.add_argument("--spec", help="one JSON run spec, as printed by `plan` (other options ignored)")
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    run.add_argument("--refresh", action="store_true", help="retrain even if the cache holds the run")
+    run.set_defaults(func=cmd_run)
+
+    plan = sub.add_parser("plan", help="print one JSON run spec per line for a sweep file (lists = sweep axes)")
+    plan.add_argument("--params", required=True, help="YAML file; list values are swept")
+    plan.add_argument("--set", action="append", metavar="KEY=VALUE")
+    plan.set_defaults(func=cmd_plan)
+
+    bench = sub.add_parser("bench", help="time training steps, feature extraction and LP on this machine")
+    bench.add_argument("--model", default="all-MiniLM-L6-v2")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+    bench.set_defaults(func=cmd_bench)
+
+    book = sub.add_parser("book", help="execute the pages with a profile and build the HTML book")
+    book.add_argument("--profile", default="default", help="smoke, default or paper")
+    book.add_argument("--pages", nargs="*", metavar="NAME", help="only these pages (default: all)")
+    book.set_defaults(func=cmd_book)
+
+    fork = sub.add_parser("fork", help="copy a page and its parameter files under a new name")
+    fork.add_argument("page")
+    fork.add_argument("name")
+    fork.set_defaults(func=cmd_fork)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

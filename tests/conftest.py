@@ -1,0 +1,32 @@
+"""Shared fixtures: the real data folder, a tiny random BERT in a temporary folder, a private cache."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from lpft_nb.config import resolve_data_dir
+from lpft_nb.model import build_tiny_model
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = resolve_data_dir(os.environ.get("LPFT_DATA_DIR"))
+    if not (path / "superglue" / "CB" / "train.jsonl").is_file():
+        pytest.fail(f"test data not found at {path}; set LPFT_DATA_DIR to the shared data folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    return str(build_tiny_model(tmp_path_factory.mktemp("models") / "tiny"))
+
+
+@pytest.fixture()
+def tiny_run(tiny_model, data_dir, tmp_path):
+    """Settings of a seconds-long run on real CB data with the tiny model and a private cache."""
+    return {"dataset": "cb", "model": tiny_model, "epochs": 2, "max_train": 30, "max_eval": 12,
+            "data_dir": str(data_dir), "cache_dir": str(tmp_path / "cache"), "eval_batch_size": 16}

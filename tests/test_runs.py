@@ -1,0 +1,111 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from lpft_nb import runs
+from lpft_nb.config import RunConfig
+from lpft_nb.runs import get_run
+
+
+def test_fine_tuning_lowers_the_training_loss(tiny_run):
+    cfg = RunConfig.from_dict({**tiny_run, "method": "ft", "epochs": 6, "lr": 1e-3, "batch_size": 8})
+    history = get_run(cfg, progress=False).history
+    per_epoch = np.array(history["loss"]).reshape(6, -1).mean(1)
+    assert per_epoch[-1] < per_epoch[0] * 0.9
+    assert len(history["val_accuracy"]) == 6 and 1 <= history["best_epoch"] <= 6
+    assert history["lr"][0] == pytest.approx(1e-3) and history["lr"][-1] < history["lr"][0] / 3
+
+
+@pytest.mark.parametrize("method", ["lp", "ft", "lp_ft", "lora", "lp_lora"])
+def test_every_method_runs_and_records_what_pages_need(tiny_run, method):
+    result = get_run(RunConfig.from_dict({**tiny_run, "method": method}), progress=False)
+    m, a = result.metrics, result.arrays
+    assert 0 <= m["test"]["accuracy"] <= 1 and m["test"]["n"] == 12
+    assert a["logits_test"].shape == (12, 3) and a["features_after_test"].shape == (12, 32)
+    assert a["head_weight_init"].shape == (3, 32)
+    if method == "lp":
+        np.testing.assert_array_equal(a["features_after_test"], a["features_before_test"])
+        assert m["head_norm_init"] == m["head_norm_final"]
+    else:
+        steps_per_epoch = -(-30 // result.config.resolved_batch_size())
+        assert len(result.history["loss"]) == 2 * steps_per_epoch
+    if method.startswith("lp"):
+        assert "lp_path" in result.history and m["lp"]["C"] > 0
+    if method == "lora":  # only LoRA matrices move in the encoder: features change, but little
+        assert not np.array_equal(a["features_after_test"], a["features_before_test"])
+
+
+def test_amazon_run_evaluates_every_ood_set(tiny_run):
+    cfg = RunConfig.from_dict({**tiny_run, "dataset": "amazon", "method": "lp", "max_per_class": 10})
+    result = get_run(cfg, progress=False)
+    assert set(result.metrics["ood"]) == {"dynasent", "semeval", "sst5"}
+    assert result.arrays["features_after_sst5"].shape == (12, 32)
+    assert result.summary()["metrics"]["ood"]["semeval"] == result.metrics["ood"]["semeval"]["accuracy"]
+
+
+def test_cache_hit_miss_and_invalidation(tiny_run, monkeypatch):
+    cfg = RunConfig.from_dict({**tiny_run, "method": "lp_ft", "epochs": 1})
+    first = get_run(cfg, progress=False)
+    second = get_run(cfg, progress=False)
+    assert not first.cache_hit and second.cache_hit
+    assert second.metrics == json.loads(json.dumps(first.metrics))
+    np.testing.assert_array_equal(second.arrays["logits_test"], first.arrays["logits_test"])
+    # a changed setting is a different entry
+    assert not get_run(cfg.replace(lr=1e-4), progress=False).cache_hit
+    # a change to the package's source is a different entry
+    monkeypatch.setattr(runs, "source_hash", lambda: "edited-source")
+    assert not get_run(cfg, progress=False).cache_hit
+
+
+def test_paths_do_not_enter_the_key_but_results_do(tiny_run, tmp_path):
+    cfg = RunConfig.from_dict({**tiny_run, "method": "lp"})
+    data = runs._load_data(cfg)
+    assert runs.run_key(cfg, data) == runs.run_key(cfg.replace(cache_dir=str(tmp_path / "other")), data)
+    assert runs.run_key(cfg, data) != runs.run_key(cfg.replace(lp_C=1.0), data)
+    # settings that cannot change an LP run do not split its cache
+    assert runs.run_key(cfg, data) == runs.run_key(cfg.replace(epochs=3), data)
+
+
+def test_interrupted_write_leaves_no_entry(tiny_run, monkeypatch):
+    cfg = RunConfig.from_dict({**tiny_run, "method": "lp"})
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs.np, "savez", boom)
+    with pytest.raises(KeyboardInterrupt):
+        get_run(cfg, progress=False)
+    root = cfg.resolved_cache_dir() / "runs"
+    assert list(root.iterdir()) == []  # neither a temporary folder nor a partial entry
+
+
+def test_corrupt_entry_is_recomputed_not_served(tiny_run):
+    cfg = RunConfig.from_dict({**tiny_run, "method": "lp"})
+    first = get_run(cfg, progress=False)
+    (first.path / "arrays.npz").write_bytes(b"truncated")
+    again = get_run(cfg, progress=False)
+    assert not again.cache_hit
+    np.testing.assert_array_equal(again.arrays["logits_test"], first.arrays["logits_test"])
+    shutil.rmtree(again.path / "meta.json", ignore_errors=True)
+    (again.path / "meta.json").unlink()
+    assert not get_run(cfg, progress=False).cache_hit
+
+
+def test_same_seed_gives_identical_results_in_fresh_caches(tiny_run, tmp_path):
+    cfg = RunConfig.from_dict({**tiny_run, "method": "ft", "epochs": 1})
+    a = get_run(cfg, progress=False)
+    b = get_run(cfg.replace(cache_dir=str(tmp_path / "fresh")), progress=False)
+    assert not b.cache_hit
+    np.testing.assert_array_equal(a.arrays["logits_test"], b.arrays["logits_test"])
+    assert a.history["loss"] == b.history["loss"]
+    c = get_run(cfg.replace(seed=2), progress=False)
+    assert not np.array_equal(a.arrays["logits_test"], c.arrays["logits_test"])
+
+
+def test_head_scale_multiplies_the_starting_head(tiny_run):
+    base = get_run(RunConfig.from_dict({**tiny_run, "method": "lp"}), progress=False)
+    scaled = get_run(RunConfig.from_dict({**tiny_run, "method": "lp", "head_scale": 10.0}), progress=False)
+    np.testing.assert_allclose(scaled.arrays["head_weight_init"], 10 * base.arrays["head_weight_init"], rtol=1e-6)
+    assert scaled.metrics["head_norm_init"] == pytest.approx(10 * base.metrics["head_norm_init"], rel=1e-5)
