@@ -31,6 +31,17 @@ SUPERGLUE = {
 BOSS_CLASSES = ("negative", "positive", "neutral")  # BOSS label ids 0, 1, 2
 BOSS_DIR = Path("boss") / "SentimentAnalysis"
 OOD_SETS = {"amazon": EVAL_ONLY_DATASETS}
+
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    """Label names in label-id order."""
+    if dataset in SUPERGLUE:
+        return SUPERGLUE[dataset][1]
+    if dataset in ("amazon", *EVAL_ONLY_DATASETS):
+        return BOSS_CLASSES
+    raise DataError(f"unknown dataset {dataset!r}; valid: cb, rte, amazon")
+
+
 WHERE_DATA_COMES_FROM = (
     "point LPFT_DATA_DIR (or data_dir) at a folder laid out like ../shared/data "
     "(SuperGLUE v2 jsonl from super.gluebenchmark.com; BOSS tsv from lifan-yuan/OOD_NLP)"

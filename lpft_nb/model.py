@@ -61,8 +61,9 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
         torch.manual_seed(seed)
         model = BertModel(config, add_pooling_layer=False)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-tiny-"))
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    with _quiet():
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     try:
         tmp.rename(folder)
     except OSError:  # another process won the race

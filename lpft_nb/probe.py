@@ -21,6 +21,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 
+from .headnorm import class_cosines, norm_gradient
+
 PAPER_CS = np.logspace(-4, 4, 10)
 LP_MAX_ITER = 5000
 LP_TOL = 1e-4
@@ -110,7 +112,9 @@ def probe_iteration_path(features: np.ndarray, labels: np.ndarray, num_classes: 
     """‖V‖_F and train accuracy of the LP head against L-BFGS iterations at a fixed C (paper Fig. 1a).
 
     Each point refits from zero with ``max_iter = k``; k runs log-spaced up to convergence.
-    Returns {"iteration": [...], "weight_norm": [...], "train_accuracy": [...]} (iteration 0 = zero head).
+    Returns lists keyed "iteration", "weight_norm", "train_accuracy" (iteration 0 = the zero head), and per
+    iteration the §4.4 mechanism: "cos_own" / "cos_other" (C values each: mean cos τ of head row k with
+    features of class k / other classes) and "dL_dnorm" (C values: ∂L/∂‖v_k‖, eq. 3).
     """
     features = np.asarray(features, dtype=np.float64)
     if max_iter is None:
@@ -119,7 +123,8 @@ def probe_iteration_path(features: np.ndarray, labels: np.ndarray, num_classes: 
         max_iter = max(2, int(np.max(full.n_iter_)))
     iters = np.unique(np.geomspace(1, max_iter, n_points).round().astype(int))
     path = {"iteration": [0], "weight_norm": [0.0],
-            "train_accuracy": [float(np.mean(labels == np.bincount(labels).argmax()))]}
+            "train_accuracy": [float(np.mean(labels == np.bincount(labels).argmax()))],
+            "cos_own": [], "cos_other": [], "dL_dnorm": []}
     for k in iters:
         est = _quiet_fit(LogisticRegression(C=_sklearn_C(C, num_classes), max_iter=int(k), tol=LP_TOL),
                          features, labels)
@@ -127,6 +132,10 @@ def probe_iteration_path(features: np.ndarray, labels: np.ndarray, num_classes: 
         path["iteration"].append(int(k))
         path["weight_norm"].append(float(np.linalg.norm(weight)))
         path["train_accuracy"].append(float(np.mean(np.argmax(features @ weight.T + bias, 1) == labels)))
+        own, other = class_cosines(weight, features, labels)
+        path["cos_own"].append(own.tolist())
+        path["cos_other"].append(other.tolist())
+        path["dL_dnorm"].append(norm_gradient(weight, bias, features, labels).tolist())
     return path
 
 

@@ -31,7 +31,7 @@ from .train import encode, fine_tune, predict
 CACHE_FORMAT = 1
 # Modules that only present results; editing them does not invalidate training runs.
 PRESENTATION_MODULES = {"plots.py", "paper.py", "claims.py", "book.py", "pages.py", "cli.py", "__main__.py",
-                        "bench.py", "tables.py"}
+                        "bench.py", "study.py", "features.py", "checks.py"}
 FEATURE_SPLITS = ("test",)  # plus every OOD set: features before/after training are stored for these
 
 
@@ -233,7 +233,7 @@ def get_run(cfg: RunConfig, progress: bool = True, refresh: bool = False) -> Run
 
 def get_runs(configs: list[RunConfig], progress: bool = True) -> list[RunResult]:
     """Several runs (each from the cache or trained), with one progress line per run."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     results = []
     for cfg in tqdm(configs, desc="runs", disable=not progress):

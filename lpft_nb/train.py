@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .data import Split
 from .model import LinearHeadClassifier

@@ -67,3 +67,42 @@ def test_iteration_and_regularisation_paths():
 def test_probe_rejects_one_class():
     with pytest.raises(ValueError, match="two classes"):
         fit_linear_probe(np.zeros((4, 2)), np.zeros(4, int), 3)
+
+
+def test_norm_gradient_matches_a_finite_difference():
+    from lpft_nb.headnorm import norm_gradient, softmax
+
+    X, y = _blobs(3, seed=2)
+    rng = np.random.default_rng(1)
+    V, b = rng.normal(size=(3, X.shape[1])), rng.normal(size=3)
+
+    def loss(V):
+        p = softmax(X @ V.T + b)
+        return -np.mean(np.log(p[np.arange(len(y)), y]))
+
+    grad = norm_gradient(V, b, X, y)
+    for k in range(3):
+        step = np.zeros_like(V)
+        step[k] = V[k] / np.linalg.norm(V[k]) * 1e-6  # change ‖v_k‖ by 1e-6, direction fixed
+        assert (loss(V + step) - loss(V - step)) / 2e-6 == pytest.approx(grad[k], rel=1e-5, abs=1e-9)
+
+
+def test_class_cosines_by_hand():
+    from lpft_nb.headnorm import class_cosines
+
+    V = np.array([[1.0, 0.0], [0.0, 1.0]])
+    X = np.array([[2.0, 0.0], [1.0, 1.0], [0.0, -3.0]])
+    own, other = class_cosines(V, X, np.array([0, 0, 1]))
+    np.testing.assert_allclose(own, [(1 + 2**-0.5) / 2, -1.0])
+    np.testing.assert_allclose(other, [0.0, (0 + 2**-0.5) / 2])
+
+
+def test_mean_pairwise_cosine_by_hand():
+    from lpft_nb.features import mean_pairwise_cosine
+
+    X = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
+    # pairs: (1,2) 0, (1,3) 1/√2, (2,3) 1/√2 → mean √2/3
+    assert mean_pairwise_cosine(X) == pytest.approx(np.sqrt(2) / 3)
+    assert mean_pairwise_cosine(np.ones((4, 3))) == pytest.approx(1.0)  # identical features
+    with pytest.raises(ValueError):
+        mean_pairwise_cosine(np.ones((1, 3)))

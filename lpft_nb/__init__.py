@@ -1,0 +1,18 @@
+"""lpft_nb: the tested helpers behind the executable LP-FT book (Tomihari & Sato, NeurIPS 2024).
+
+Pages import the package as one name::
+
+    import lpft_nb as lp
+    study = lp.Study(datasets=["cb"], methods=["ft", "lp_ft"], seeds=[1, 2]).run()
+"""
+
+from . import claims, features, headnorm, paper, plots, probe
+from .checks import dynamics_claims
+from .config import ConfigError, RunConfig
+from .data import DataError, class_names, load_task
+from .model import ModelNotFoundError
+from .runs import RunResult, get_run
+from .study import Study, epoch_summary, lp_label, lp_regularization_path
+
+__all__ = ["claims", "features", "headnorm", "paper", "plots", "probe", "ConfigError", "RunConfig", "DataError",
+           "load_task", "class_names", "dynamics_claims", "lp_regularization_path", "ModelNotFoundError", "RunResult", "get_run", "Study", "epoch_summary", "lp_label"]

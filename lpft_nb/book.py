@@ -1,0 +1,200 @@
+"""Build the book: Jupytext → .ipynb → papermill (profile parameters) → Jupyter Book (no re-execution).
+
+    python -m lpft_nb book --profile default [--pages NAME ...]
+
+Executed notebooks and their logs are kept in ``_build/executed/<profile>/``; the HTML lands in
+``_build/html``; the claim checks of every page are gathered into ``_build/claims.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .claims import claims_from_notebook
+from .pages import BOOK_DIR, PARAMS_DIR, PROFILES, ROOT, ParamError, check_profile, is_notebook_page
+
+BUILD_DIR = ROOT / "_build"
+EXPLORATIONS = "Explorations"
+
+
+@dataclass
+class PageResult:
+    name: str
+    ok: bool
+    seconds: float
+    error: str = ""
+
+
+def toc_files(toc_path: Path = BOOK_DIR / "_toc.yml") -> list[str]:
+    """Page names in table-of-contents order (root first)."""
+    toc = yaml.safe_load(toc_path.read_text())
+    names = [toc["root"]]
+    for part in toc.get("parts", []):
+        names += [ch["file"] for ch in part.get("chapters", [])]
+    names += [ch["file"] for ch in toc.get("chapters", [])]
+    return names
+
+
+def notebook_pages(book_dir: Path = BOOK_DIR) -> list[str]:
+    return [n for n in toc_files(book_dir / "_toc.yml") if is_notebook_page(book_dir / f"{n}.md")]
+
+
+def _failure_summary(err: Exception) -> str:
+    """'cell N: ErrorName: message' from a papermill execution error, else the exception's first line."""
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    if ename:
+        cell = getattr(err, "exec_count", None) or getattr(err, "cell_index", "?")
+        return f"cell {cell}: {ename}: {str(evalue).splitlines()[0] if evalue else ''}"
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
+def execute_page(page: str, profile: str, out_dir: Path, book_dir: Path = BOOK_DIR) -> PageResult:
+    """Check the profile's parameters, convert the page and execute it with papermill into `out_dir`."""
+    import jupytext
+    import papermill
+
+    start = time.perf_counter()
+    try:
+        params = check_profile(page, profile, book_dir)
+    except ParamError as err:
+        return PageResult(page, False, 0.0, str(err))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = out_dir / f"{page}.source.ipynb"
+    target = out_dir / f"{page}.ipynb"
+    nb = jupytext.read(str(book_dir / f"{page}.md"))
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    jupytext.write(nb, str(source), fmt="ipynb")
+    env_backend = os.environ.pop("MPLBACKEND", None)  # Agg would hide the figures
+    try:
+        with open(out_dir / f"{page}.log", "w") as log:
+            papermill.execute_notebook(str(source), str(target), parameters=params, kernel_name="python3",
+                                       progress_bar=False, log_output=True, stdout_file=log, stderr_file=log,
+                                       cwd=str(book_dir))
+        ok, error = True, ""
+    except Exception as err:  # a failing page is reported, the others still run
+        ok, error = False, _failure_summary(err)
+    finally:
+        if env_backend is not None:
+            os.environ["MPLBACKEND"] = env_backend
+        source.unlink(missing_ok=True)
+    return PageResult(page, ok, time.perf_counter() - start, error)
+
+
+def _stage(profile: str, executed: Path, site: Path) -> None:
+    """Lay out the Jupyter Book source: config, toc, prose pages and executed notebooks."""
+    if site.exists():
+        shutil.rmtree(site)
+    site.mkdir(parents=True)
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config.setdefault("execute", {})["execute_notebooks"] = "off"
+    (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    shutil.copy(BOOK_DIR / "_toc.yml", site / "_toc.yml")
+    for name in toc_files():
+        src = BOOK_DIR / f"{name}.md"
+        if is_notebook_page(src):
+            nb = executed / f"{name}.ipynb"
+            if nb.is_file():
+                shutil.copy(nb, site / f"{name}.ipynb")
+            else:  # never executed under this profile: show the page unexecuted
+                import jupytext
+
+                jupytext.write(jupytext.read(str(src)), str(site / f"{name}.ipynb"), fmt="ipynb")
+        else:
+            shutil.copy(src, site / f"{name}.md")
+    for extra in ("references.bib", "_static"):
+        if (BOOK_DIR / extra).exists():
+            (shutil.copytree if (BOOK_DIR / extra).is_dir() else shutil.copy)(BOOK_DIR / extra, site / extra)
+
+
+def gather_claims(executed: Path) -> list[dict]:
+    records = []
+    for name in notebook_pages():
+        nb = executed / f"{name}.ipynb"
+        if nb.is_file():
+            records += claims_from_notebook(nb)
+    return records
+
+
+def build_book(profile: str = "default", pages: list[str] | None = None, keep_going: bool = True) -> int:
+    """Execute pages and build the HTML; print one line per page and a summary. Returns an exit code."""
+    if profile not in PROFILES:
+        raise ParamError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    all_pages = notebook_pages()
+    selected = pages or all_pages
+    unknown = [p for p in selected if p not in all_pages]
+    if unknown:
+        raise ParamError(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(all_pages)}")
+    for page in selected:  # every parameter file is checked before anything runs
+        check_profile(page, profile)
+    executed = BUILD_DIR / "executed" / profile
+    total_start = time.perf_counter()
+    results = []
+    for page in selected:
+        result = execute_page(page, profile, executed)
+        results.append(result)
+        status = "ok" if result.ok else f"FAILED ({result.error}; log: {executed / (page + '.log')})"
+        print(f"page {page:<16} {result.seconds:8.1f} s  {status}", flush=True)
+        if not result.ok and not keep_going:
+            break
+    site = BUILD_DIR / "site"
+    _stage(profile, executed, site)
+    start = time.perf_counter()
+    proc = subprocess.run([shutil.which("jupyter-book") or "jupyter-book", "build", str(site), "-W", "-n",
+                           "--keep-going", "--quiet"], capture_output=True, text=True)
+    html_ok = proc.returncode == 0
+    if html_ok:
+        if (BUILD_DIR / "html").exists():
+            shutil.rmtree(BUILD_DIR / "html")
+        shutil.copytree(site / "_build" / "html", BUILD_DIR / "html")
+    else:
+        (BUILD_DIR / "jupyter-book.log").write_text(proc.stdout + proc.stderr)
+    print(f"html {'':<16} {time.perf_counter() - start:8.1f} s  "
+          f"{'ok: ' + str(BUILD_DIR / 'html' / 'index.html') if html_ok else 'FAILED (see _build/jupyter-book.log)'}")
+    if not html_ok:
+        print("\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:]), file=sys.stderr)
+    claims = gather_claims(executed)
+    (BUILD_DIR / "claims.json").write_text(json.dumps(claims, indent=1))
+    counts = {s: sum(c["status"] == s for c in claims) for s in ("holds", "does not hold", "inconclusive", "not run")}
+    failed = [r.name for r in results if not r.ok]
+    print(f"book ({profile}): {len(results) - len(failed)}/{len(results)} pages ok, "
+          f"{time.perf_counter() - total_start:.1f} s in all; claims: "
+          + ", ".join(f"{v} {k}" for k, v in counts.items()) + " (_build/claims.json)")
+    return 0 if not failed and html_ok else 1
+
+
+def fork_page(page: str, name: str) -> None:
+    """Copy `page` and its parameter files (every profile) to `name`; list it under Explorations."""
+    src = BOOK_DIR / f"{page}.md"
+    if not src.is_file() or not is_notebook_page(src):
+        raise ParamError(f"no notebook page {page!r} in {BOOK_DIR}")
+    if not name.replace("_", "").isalnum():
+        raise ParamError(f"page name {name!r} must be letters, digits and underscores")
+    if (BOOK_DIR / f"{name}.md").exists():
+        raise ParamError(f"page {name!r} exists already")
+    lines = src.read_text(encoding="utf-8").splitlines(keepends=True)
+    title = next(i for i, line in enumerate(lines) if line.startswith("# "))
+    lines[title] = f"# Exploration `{name}` (forked from `{page}`)\n"
+    (BOOK_DIR / f"{name}.md").write_text("".join(lines), encoding="utf-8")
+    for profile in PROFILES:
+        params = PARAMS_DIR / profile / f"{page}.yaml"
+        if params.is_file():
+            shutil.copy(params, PARAMS_DIR / profile / f"{name}.yaml")
+    toc_path = BOOK_DIR / "_toc.yml"
+    toc = yaml.safe_load(toc_path.read_text())
+    parts = toc.setdefault("parts", [])
+    part = next((p for p in parts if p.get("caption") == EXPLORATIONS), None)
+    if part is None:
+        part = {"caption": EXPLORATIONS, "chapters": []}
+        parts.append(part)
+    part["chapters"].append({"file": name})
+    toc_path.write_text(yaml.safe_dump(toc, sort_keys=False))
+    print(f"forked {page} → book/{name}.md (+ params/<profile>/{name}.yaml); listed under {EXPLORATIONS}")

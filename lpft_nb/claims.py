@@ -1,0 +1,124 @@
+"""Claim checks: computed from measured numbers, shown on the page, recorded for the `claims` page.
+
+Every check returns a `Claim` with a status computed from the numbers: ``holds``, ``does not hold``, or
+``inconclusive`` when the difference is inside the noise (the spread over seeds, combined in quadrature,
+or a bootstrap interval the caller passes in). `show_claims` renders a table and embeds the records as
+JSON under the MIME type `CLAIMS_MIME`, so an executed notebook carries its checks in machine-readable form.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+CLAIMS_MIME = "application/vnd.lpft.claims+json"
+STATUSES = ("holds", "does not hold", "inconclusive", "not run")
+
+
+@dataclass
+class Claim:
+    """One check: claim id (paper-facts.md §6), page, statement, paper value, our value, status, reason."""
+
+    id: str
+    page: str
+    statement: str
+    paper: str
+    ours: str
+    status: str
+    why: str = ""
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for one value)."""
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def fmt(values, digits: int = 3) -> str:
+    """'m ± s (n=k)' for a list of per-seed values, or the number for one value."""
+    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    m, s = mean_std(arr)
+    if arr.size == 1:
+        return f"{m:.{digits}g}"
+    return f"{m:.{digits}g} ± {s:.2g} (n={arr.size})"
+
+
+def compare(claim_id: str, page: str, statement: str, paper: str, a, b, *, factor: float = 1.0,
+            a_name: str = "A", b_name: str = "B", noise: float | None = None) -> Claim:
+    """Check mean(a) > factor · mean(b), where a and b are per-seed values.
+
+    The margin mean(a) − factor·mean(b) is compared with the noise: by default the seed spread,
+    sqrt(sd(a)² + (factor·sd(b))²); inside it → inconclusive.
+    """
+    ma, sa = mean_std(a)
+    mb, sb = mean_std(b)
+    margin = ma - factor * mb
+    noise = float(np.hypot(sa, factor * sb)) if noise is None else float(noise)
+    target = f"{factor:g} × {b_name}" if factor != 1 else b_name
+    ours = f"{a_name} = {fmt(a)}; {b_name} = {fmt(b)}"
+    if abs(margin) <= noise:
+        status, why = "inconclusive", f"{a_name} − {target} = {margin:.3g} is inside the noise ±{noise:.2g}"
+    elif margin > 0:
+        status, why = "holds", f"{a_name} exceeds {target} by {margin:.3g} (noise ±{noise:.2g})"
+    else:
+        status, why = "does not hold", f"{a_name} is below {target} by {-margin:.3g} (noise ±{noise:.2g})"
+    return Claim(claim_id, page, statement, paper, ours, status, why)
+
+
+def within_factor(claim_id: str, page: str, statement: str, paper: str, values, reference: float,
+                  factor: float, name: str = "value") -> Claim:
+    """Check reference/factor ≤ every per-seed value ≤ factor·reference."""
+    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    lo, hi = reference / factor, reference * factor
+    ok = bool(np.all((arr >= lo) & (arr <= hi)))
+    ours = f"{name} = {fmt(arr)}; reference {reference:.3g}"
+    why = (f"all values within [{lo:.3g}, {hi:.3g}]" if ok
+           else f"values {arr.min():.3g}…{arr.max():.3g} leave [{lo:.3g}, {hi:.3g}]")
+    return Claim(claim_id, page, statement, paper, ours, "holds" if ok else "does not hold", why)
+
+
+def not_run(claim_id: str, page: str, statement: str, paper: str, why: str) -> Claim:
+    return Claim(claim_id, page, statement, paper, "–", "not run", why)
+
+
+_COLOURS = {"holds": "#1a7f37", "does not hold": "#cf222e", "inconclusive": "#9a6700", "not run": "#57606a"}
+
+
+def claims_html(claims: list[Claim]) -> str:
+    rows = []
+    for c in claims:
+        colour = _COLOURS[c.status]
+        rows.append(
+            "<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in (c.id, c.statement, c.paper, c.ours))
+            + f'<td style="color:{colour};font-weight:bold">{c.status}</td><td>{html.escape(c.why)}</td></tr>'
+        )
+    head = "".join(f"<th>{h}</th>" for h in ("id", "claim", "paper", "ours", "status", "why"))
+    return f'<table class="lpft-claims"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def show_claims(claims: list[Claim]) -> None:
+    """Display the claim table and embed the records (JSON) in the notebook output."""
+    from IPython.display import display
+
+    records = [asdict(c) for c in claims]
+    display({"text/html": claims_html(claims), CLAIMS_MIME: records,
+             "text/plain": json.dumps(records, indent=1)}, raw=True)
+
+
+def claims_from_notebook(path) -> list[dict]:
+    """All claim records embedded in an executed notebook (in order)."""
+    nb = json.loads(open(path, encoding="utf-8").read())
+    found = []
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if CLAIMS_MIME in data:
+                found.extend(data[CLAIMS_MIME])
+    return found

@@ -1,0 +1,104 @@
+"""Book pages and their parameter files: find pages, read a page's `parameters` cell, check a profile.
+
+Papermill only warns about unknown parameters, so every profile file is checked here before a page
+runs: each key must exist in the page's parameters cell with a compatible type, and each value that is
+a run setting (or a list of them, e.g. ``seeds``) must pass `RunConfig` validation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import ConfigError, RunConfig, coerce
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK_DIR = ROOT / "book"
+PARAMS_DIR = ROOT / "params"
+PROFILES = ("smoke", "default", "paper")
+# Page parameters that hold a list of run settings, and the setting each element is.
+LIST_SETTINGS = {"datasets": "dataset", "methods": "method", "seeds": "seed", "lp_Cs": "lp_C",
+                 "head_scales": "head_scale"}
+RUN_KEYS = set(RunConfig.__dataclass_fields__)
+
+
+class ParamError(ConfigError):
+    """A parameter file that does not fit its page."""
+
+
+def is_notebook_page(path: Path) -> bool:
+    """A MyST notebook page (Jupytext front matter with a kernelspec), as opposed to a prose page."""
+    head = path.read_text(encoding="utf-8")[:2000]
+    return head.startswith("---") and "kernelspec:" in head
+
+
+def read_page(path: Path):
+    import jupytext
+
+    return jupytext.read(str(path))
+
+
+def page_parameters(path: Path) -> dict[str, Any]:
+    """Names and default values of the page's single `parameters` cell (executed in isolation)."""
+    nb = read_page(path)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ParamError(f"{path}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+    namespace: dict[str, Any] = {}
+    exec(compile(cells[0].source, f"{path.name}:parameters", "exec"), namespace)
+    return {k: v for k, v in namespace.items() if not k.startswith("_") and not callable(v)
+            and type(v).__name__ != "module"}
+
+
+def _compatible(default: Any, value: Any) -> bool:
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def _check_run_value(key: str, value: Any, source: str) -> None:
+    if key in RUN_KEYS:
+        RunConfig.from_dict({key: coerce(key, value, source)}, source=source)
+    elif key in LIST_SETTINGS:
+        setting = LIST_SETTINGS[key]
+        if not value:
+            raise ParamError(f"{source}: {key} must list at least one value")
+        for item in value:
+            RunConfig.from_dict({setting: coerce(setting, item, f"{source}: {key}")}, source=f"{source}: {key}")
+
+
+def load_profile(page: str, profile: str) -> tuple[Path, dict[str, Any]]:
+    path = PARAMS_DIR / profile / f"{page}.yaml"
+    if not path.is_file():
+        raise ParamError(f"{path}: parameter file not found (profile {profile!r}, page {page!r})")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ParamError(f"{path}: expected a mapping of page parameters")
+    return path, values
+
+
+def check_profile(page: str, profile: str, book_dir: Path = BOOK_DIR) -> dict[str, Any]:
+    """Validated parameters of `page` under `profile`; raises ParamError with one line naming file and key."""
+    path, values = load_profile(page, profile)
+    defaults = page_parameters(book_dir / f"{page}.md")
+    source = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    for key, value in values.items():
+        if key not in defaults:
+            raise ParamError(f"{source}: unknown key '{key}'; page {page!r} has parameters: "
+                             f"{', '.join(sorted(defaults))}")
+        if not _compatible(defaults[key], value):
+            raise ParamError(f"{source}: key '{key}' has type {type(value).__name__}, "
+                             f"but the page's default {defaults[key]!r} is {type(defaults[key]).__name__}")
+        _check_run_value(key, value, f"{source}: key '{key}'")
+    return values

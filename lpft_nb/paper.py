@@ -1,0 +1,58 @@
+"""Numbers the paper reports (camera-ready; transcribed in ../shared/reference/paper-facts.md §4).
+
+Only ever shown *beside* our measurements, never in their place.
+"""
+
+from __future__ import annotations
+
+METHOD_LABELS = {"pretrained": "Pre-trained", "lp": "LP", "ft": "FT", "lora": "LoRA", "lp_ft": "LP-FT",
+                 "lp_lora": "LP-LoRA"}
+
+# Table 13: classifier weight norm ‖V‖_F after training ("pretrained" = the random init).
+TABLE13_HEAD_NORM = {
+    "cb": {"pretrained": 0.947, "ft": 0.951, "lora": 1.56, "lp": 33.5, "lp_ft": 33.5, "lp_lora": 33.5},
+    "rte": {"pretrained": 0.795, "ft": 0.805, "lora": 1.45, "lp": 28.6, "lp_ft": 28.6, "lp_lora": 28.5},
+    "amazon": {"pretrained": 0.951, "ft": 0.947, "lora": 1.67, "lp": 121.0, "lp_ft": 121.0, "lp_lora": 120.0},
+}
+
+# Table 1: CS(F), Diff(F), FDR(F), Norm(C) on CB and RTE (None = "–").
+TABLE1 = {
+    "cb": {
+        "pretrained": {"CS": 0.997, "Diff": None, "FDR": 8.14e4, "Norm": 0.951},
+        "lp": {"CS": 0.997, "Diff": None, "FDR": 8.14e4, "Norm": 24.8},
+        "ft": {"CS": 0.336, "Diff": 22.1, "FDR": 7.39e8, "Norm": 0.960},
+        "lora": {"CS": 0.499, "Diff": 19.2, "FDR": 8.91e6, "Norm": 1.43},
+        "lp_ft": {"CS": 0.804, "Diff": 12.0, "FDR": 6.47e6, "Norm": 24.8},
+        "lp_lora": {"CS": 0.837, "Diff": 9.08, "FDR": 2.10e6, "Norm": 24.9},
+    },
+    "rte": {
+        "pretrained": {"CS": 0.996, "Diff": None, "FDR": 85.9, "Norm": 0.776},
+        "lp": {"CS": 0.996, "Diff": None, "FDR": 85.9, "Norm": 31.0},
+        "ft": {"CS": 0.260, "Diff": 21.6, "FDR": 1.42e4, "Norm": 0.784},
+        "lora": {"CS": 0.759, "Diff": 10.6, "FDR": 2.97e3, "Norm": 1.21},
+        "lp_ft": {"CS": 0.942, "Diff": 4.70, "FDR": 157.0, "Norm": 31.0},
+        "lp_lora": {"CS": 0.924, "Diff": 4.63, "FDR": 20.6, "Norm": 31.0},
+    },
+}
+
+# Table 8 (CB, RTE) and Table 10 (BOSS): test accuracy %, mean ± std over 5 seeds.
+TABLE8_ACCURACY = {
+    "cb": {"lp": (77.86, 4.24), "ft": (81.43, 3.91), "lp_ft": (84.64, 2.40), "lora": (77.50, 5.30),
+           "lp_lora": (75.71, 2.04)},
+    "rte": {"lp": (57.69, 1.10), "ft": (74.73, 3.04), "lp_ft": (76.75, 0.87), "lora": (72.85, 1.41),
+            "lp_lora": (74.08, 2.57)},
+}
+
+# Mean pairwise cosine of RoBERTa-base <s> features on the test sets (Table 1, "Pre-trained" CS).
+ROBERTA_FEATURE_COSINE = {"cb": 0.997, "rte": 0.996}
+
+# Paper's setting of LP (LogisticRegressionCV) and the LP head norm range it reports (claim M1).
+PAPER_LP_NORM_RANGE = {"cb": (24.8, 33.5), "rte": (28.6, 31.0)}
+
+
+def paper_value(table: dict, dataset: str, method: str, key: str | None = None):
+    """Look up a paper value, or None when the paper has none for this cell."""
+    row = table.get(dataset, {}).get(method)
+    if row is None:
+        return None
+    return row.get(key) if key is not None else row

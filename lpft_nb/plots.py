@@ -1,0 +1,133 @@
+"""Figures of the book. Each function draws one idea, labels its axes with units, and returns the Figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .paper import METHOD_LABELS, TABLE13_HEAD_NORM
+from .study import Study, epoch_summary, lp_label
+
+COLORS = {"lp": "#8250df", "ft": "#0969da", "lora": "#1a7f37", "lp_ft": "#cf222e", "lp_lora": "#bf8700",
+          "pretrained": "#57606a"}
+LP_C_STYLES = ["-", "--", ":", "-."]
+
+
+def _random_init_norm(study: Study, dataset: str) -> float:
+    """Mean ‖V‖_F of the randomly initialised head (from the FT runs, else the LoRA runs)."""
+    method = "ft" if "ft" in study.methods else "lora"
+    return float(np.mean(study.values(dataset, method, "head_norm_init")))
+
+
+def lp_path_figure(study: Study, dataset: str, method: str = "lp_ft") -> plt.Figure:
+    """Fig. 1a / 4a: LP head norm and training accuracy against L-BFGS iterations, one line per LP C."""
+    fig, (ax_norm, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for style, lp_C in zip(LP_C_STYLES, study.lp_Cs):
+        path = study.get(dataset, method, lp_C)[0].history["lp_path"]
+        x = np.maximum(path["iteration"], 0.8)  # iteration 0 (zero head) drawn at the left edge
+        ax_norm.plot(x, path["weight_norm"], style, color=COLORS["lp"], marker=".", label=lp_label(lp_C))
+        ax_acc.plot(x, 100 * np.asarray(path["train_accuracy"]), style, color=COLORS["lp"], marker=".",
+                    label=lp_label(lp_C))
+    if {"ft", "lora"} & set(study.methods):
+        ax_norm.axhline(_random_init_norm(study, dataset), color=COLORS["pretrained"], lw=1, ls=":",
+                        label="random init (FT start)")
+    for ax in (ax_norm, ax_acc):
+        ax.set_xscale("log")
+        ax.set_xlabel("L-BFGS iterations of the LP fit")
+        ax.legend(fontsize=8)
+    ax_norm.set_yscale("log")
+    ax_norm.set_ylabel("head norm ‖V‖_F")
+    ax_acc.set_ylabel("training accuracy (%)")
+    fig.suptitle(f"{dataset.upper()}: linear probing grows the head while it fits the training set")
+    fig.tight_layout()
+    return fig
+
+
+def ft_curve_figure(study: Study, dataset: str, methods=("ft", "lora", "lp_ft", "lp_lora"), lp_C="cv") -> plt.Figure:
+    """Fig. 1b / 4b–d: head norm and training accuracy per epoch of fine-tuning (mean ± std over seeds)."""
+    fig, (ax_norm, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for method in [m for m in methods if m in study.methods]:
+        runs = study.get(dataset, method, lp_C)
+        tables = [epoch_summary(r.history) for r in runs]
+        epochs = np.concatenate([[0], tables[0]["epoch"].to_numpy()])
+        norms = np.array([np.concatenate([[r.metrics["head_norm_init"]], t["head_norm"]]) for r, t in zip(runs, tables)])
+        accs = 100 * np.array([t["train_accuracy"].to_numpy() for t in tables])
+        label = METHOD_LABELS[method] + (f" ({lp_label(lp_C)})" if method.startswith("lp") else "")
+        for ax, x, y in ((ax_norm, epochs, norms), (ax_acc, epochs[1:], accs)):
+            mean, std = y.mean(0), y.std(0, ddof=1) if len(y) > 1 else np.zeros(y.shape[1])
+            ax.plot(x, mean, marker="o", color=COLORS[method], label=label)
+            ax.fill_between(x, mean - std, mean + std, color=COLORS[method], alpha=0.2)
+    ax_norm.set_yscale("log")
+    ax_norm.set_ylabel("head norm ‖V‖_F")
+    ax_acc.set_ylabel("training accuracy of the epoch's batches (%)")
+    for ax in (ax_norm, ax_acc):
+        ax.set_xlabel("epoch of fine-tuning (0 = start)")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{dataset.upper()}: fine-tuning barely moves the head norm")
+    fig.tight_layout()
+    return fig
+
+
+def norm_bar_figure(study: Study, lp_C="cv") -> plt.Figure:
+    """Fig. 1c / 4e: ‖V‖_F after training per method (bars: ours, mean ± std; diamonds: the paper)."""
+    cells = [("pretrained", "ft", "head_norm_init")] + [(m, m, "head_norm_final") for m in
+                                                        ("lp", "ft", "lora", "lp_ft", "lp_lora") if m in study.methods]
+    fig, axes = plt.subplots(1, len(study.datasets), figsize=(5 * len(study.datasets), 3.8), squeeze=False)
+    for ax, dataset in zip(axes[0], study.datasets):
+        for i, (name, method, key) in enumerate(cells):
+            vals = study.values(dataset, method, key, lp_C)
+            ax.bar(i, vals.mean(), yerr=vals.std(ddof=1) if len(vals) > 1 else 0, color=COLORS[name],
+                   capsize=3, label="ours (mean ± std)" if i == 0 else None)
+            paper = TABLE13_HEAD_NORM.get(dataset, {}).get(name)
+            if paper is not None:
+                ax.plot(i, paper, "kD", ms=6, label="paper (RoBERTa)" if i == 0 else None)
+        ax.set_xticks(range(len(cells)), ["Pre-trained" if n == "pretrained" else METHOD_LABELS[n] for n, _, _ in cells],
+                      rotation=30)
+        ax.set_yscale("log")
+        ax.set_ylabel("head norm ‖V‖_F after training")
+        ax.set_title(f"{dataset.upper()} (LP: {lp_label(lp_C)})")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def regularization_figure(path: dict, chosen_C: float, init_norm: float, dataset: str) -> plt.Figure:
+    """LP against its regularisation C: head norm (left) and train/test accuracy (right)."""
+    fig, (ax_norm, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax_norm.loglog(path["C"], path["weight_norm"], "o-", color=COLORS["lp"], label="LP head ‖V‖_F")
+    ax_norm.axhline(init_norm, color=COLORS["pretrained"], ls=":", label="random init ‖V‖_F")
+    ax_acc.semilogx(path["C"], 100 * np.asarray(path["train_accuracy"]), "o-", color=COLORS["lp"], label="train")
+    ax_acc.semilogx(path["C"], 100 * np.asarray(path["test_accuracy"]), "s--", color=COLORS["ft"], label="test")
+    for ax in (ax_norm, ax_acc):
+        ax.axvline(chosen_C, color="k", lw=1, label=f"chosen by 5-fold CV (C = {chosen_C:.2g})")
+        ax.set_xlabel("inverse L2 regularisation C (multinomial scale)")
+        ax.legend(fontsize=8)
+    ax_norm.set_ylabel("head norm ‖V‖_F")
+    ax_acc.set_ylabel("accuracy (%)")
+    fig.suptitle(f"{dataset.upper()}: the LP head norm is set by the regularisation")
+    fig.tight_layout()
+    return fig
+
+
+def mechanism_figure(path: dict, class_names, dataset: str) -> plt.Figure:
+    """§4.4 in the run: cos τ of head rows with own/other-class features, and ∂L/∂‖v_k‖, per LP iteration."""
+    it = np.asarray(path["iteration"][1:])
+    own, other, grad = (np.asarray(path[k]) for k in ("cos_own", "cos_other", "dL_dnorm"))
+    fig, (ax_cos, ax_grad) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for k, name in enumerate(class_names):
+        color = plt.cm.tab10(k)
+        ax_cos.plot(it, own[:, k], "-", color=color, label=f"v_{name} · own class")
+        ax_cos.plot(it, other[:, k], "--", color=color, label=f"v_{name} · other classes")
+        ax_grad.plot(it, grad[:, k], "-", color=color, label=f"k = {name}")
+    ax_cos.axhline(0, color="k", lw=0.8)
+    ax_grad.axhline(0, color="k", lw=0.8)
+    ax_grad.set_yscale("symlog", linthresh=1e-4)
+    for ax in (ax_cos, ax_grad):
+        ax.set_xscale("log")
+        ax.set_xlabel("L-BFGS iterations of the LP fit")
+        ax.legend(fontsize=7)
+    ax_cos.set_ylabel("mean cos τ (head row, feature)")
+    ax_grad.set_ylabel("∂L/∂‖v_k‖ (eq. 3)")
+    fig.suptitle(f"{dataset.upper()}: own-class cosines turn positive, other-class negative; then ∂L/∂‖v_k‖ < 0")
+    fig.tight_layout()
+    return fig
