@@ -171,24 +171,24 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
     return 0 if not failed and html_ok else 1
 
 
-def fork_page(page: str, name: str) -> None:
+def fork_page(page: str, name: str, book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR) -> None:
     """Copy `page` and its parameter files (every profile) to `name`; list it under Explorations."""
-    src = BOOK_DIR / f"{page}.md"
+    src = book_dir / f"{page}.md"
     if not src.is_file() or not is_notebook_page(src):
-        raise ParamError(f"no notebook page {page!r} in {BOOK_DIR}")
+        raise ParamError(f"no notebook page {page!r} in {book_dir}")
     if not name.replace("_", "").isalnum():
         raise ParamError(f"page name {name!r} must be letters, digits and underscores")
-    if (BOOK_DIR / f"{name}.md").exists():
+    if (book_dir / f"{name}.md").exists():
         raise ParamError(f"page {name!r} exists already")
     lines = src.read_text(encoding="utf-8").splitlines(keepends=True)
     title = next(i for i, line in enumerate(lines) if line.startswith("# "))
     lines[title] = f"# Exploration `{name}` (forked from `{page}`)\n"
-    (BOOK_DIR / f"{name}.md").write_text("".join(lines), encoding="utf-8")
+    (book_dir / f"{name}.md").write_text("".join(lines), encoding="utf-8")
     for profile in PROFILES:
-        params = PARAMS_DIR / profile / f"{page}.yaml"
+        params = params_dir / profile / f"{page}.yaml"
         if params.is_file():
-            shutil.copy(params, PARAMS_DIR / profile / f"{name}.yaml")
-    toc_path = BOOK_DIR / "_toc.yml"
+            shutil.copy(params, params_dir / profile / f"{name}.yaml")
+    toc_path = book_dir / "_toc.yml"
     toc = yaml.safe_load(toc_path.read_text())
     parts = toc.setdefault("parts", [])
     part = next((p for p in parts if p.get("caption") == EXPLORATIONS), None)

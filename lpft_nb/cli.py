@@ -1,4 +1,4 @@
-"""Command line: ``python -m lpft_nb {run,plan,bench,book,fork} ...``.
+"""Command line: ``python -m lpft_nb {run,plan,bench,book,fork,check-html} ...``.
 
 Every command checks its input first and exits with status 2 and one line on stderr on bad input.
 """
@@ -127,6 +127,20 @@ def cmd_fork(args) -> int:
     return 0
 
 
+def cmd_check_html(args) -> int:
+    from .book import BUILD_DIR, toc_files
+    from .htmlcheck import check_book
+    from .pages import BOOK_DIR
+
+    html_dir = Path(args.html_dir) if args.html_dir else BUILD_DIR / "html"
+    pages = {name: "plt.show()" in (BOOK_DIR / f"{name}.md").read_text() for name in toc_files()}
+    problems = check_book(html_dir, pages, Path(args.screenshots) if args.screenshots else None)
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    print(f"html check: {len(pages)} pages, {len(problems)} problems")
+    return 1 if problems else 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lpft_nb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +176,11 @@ def make_parser() -> argparse.ArgumentParser:
     fork.add_argument("page")
     fork.add_argument("name")
     fork.set_defaults(func=cmd_fork)
+
+    check = sub.add_parser("check-html", help="load every built page in headless Chromium and check it")
+    check.add_argument("html_dir", nargs="?", help="default: _build/html")
+    check.add_argument("--screenshots", metavar="DIR", help="also save a PNG of each page here")
+    check.set_defaults(func=cmd_check_html)
     return parser
 
 

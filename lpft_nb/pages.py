@@ -65,6 +65,13 @@ def _compatible(default: Any, value: Any) -> bool:
 
 
 def _check_run_value(key: str, value: Any, source: str) -> None:
+    try:
+        _check_run_setting(key, value, source)
+    except ConfigError as err:
+        raise ParamError(str(err)) from None
+
+
+def _check_run_setting(key: str, value: Any, source: str) -> None:
     if key in RUN_KEYS:
         RunConfig.from_dict({key: coerce(key, value, source)}, source=source)
     elif key in LIST_SETTINGS:
@@ -75,8 +82,8 @@ def _check_run_value(key: str, value: Any, source: str) -> None:
             RunConfig.from_dict({setting: coerce(setting, item, f"{source}: {key}")}, source=f"{source}: {key}")
 
 
-def load_profile(page: str, profile: str) -> tuple[Path, dict[str, Any]]:
-    path = PARAMS_DIR / profile / f"{page}.yaml"
+def load_profile(page: str, profile: str, params_dir: Path = PARAMS_DIR) -> tuple[Path, dict[str, Any]]:
+    path = params_dir / profile / f"{page}.yaml"
     if not path.is_file():
         raise ParamError(f"{path}: parameter file not found (profile {profile!r}, page {page!r})")
     try:
@@ -88,9 +95,10 @@ def load_profile(page: str, profile: str) -> tuple[Path, dict[str, Any]]:
     return path, values
 
 
-def check_profile(page: str, profile: str, book_dir: Path = BOOK_DIR) -> dict[str, Any]:
+def check_profile(page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR
+                  ) -> dict[str, Any]:
     """Validated parameters of `page` under `profile`; raises ParamError with one line naming file and key."""
-    path, values = load_profile(page, profile)
+    path, values = load_profile(page, profile, params_dir)
     defaults = page_parameters(book_dir / f"{page}.md")
     source = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
     for key, value in values.items():

@@ -1,0 +1,99 @@
+"""Check the built HTML in headless Chromium: every page loads, figures are images, no tracebacks.
+
+    python -m lpft_nb check-html [_build/html] [--screenshots DIR]
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FORBIDDEN = {"a Python traceback": "Traceback (most recent call last)",
+             "a matplotlib placeholder instead of an image": "<Figure size"}
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources: list[str] = []
+        self.classes: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.sources.append(attrs.get("src") or "")
+        if attrs.get("class"):
+            self.classes.append(attrs["class"])
+
+
+def chromium_binary() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    raise FileNotFoundError("headless Chromium not found (Debian: apt-get install chromium)")
+
+
+def render_dom(page: Path, binary: str) -> str:
+    """The page's DOM after Chromium loaded it (scripts run)."""
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+                               page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 or "<body" not in proc.stdout:
+        raise RuntimeError(f"{page.name}: Chromium did not load it ({proc.stderr.strip().splitlines()[-1:]})")
+    return proc.stdout
+
+
+def screenshot(page: Path, out: Path, binary: str, size: str = "1200,3000") -> None:
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
+                        "--hide-scrollbars", f"--screenshot={out}", page.resolve().as_uri()],
+                       capture_output=True, timeout=120)
+
+
+def check_page(page: Path, dom: str, expect_figures: bool) -> list[str]:
+    """Problems found on one page (empty when it is fine)."""
+    problems = [f"{page.name}: shows {what}" for what, text in FORBIDDEN.items() if text in dom]
+    parser = _Images()
+    parser.feed(dom)
+    if any(re.search(r"\boutput traceback\b|\berror\b.*\boutput\b", c) for c in parser.classes):
+        problems.append(f"{page.name}: has an error output cell")
+    figures = [src for src in parser.sources if "_images/" in src or src.startswith("data:image")]
+    for src in figures:
+        if src.startswith("data:image"):
+            continue
+        target = (page.parent / src.split("#")[0].split("?")[0]).resolve()
+        if not target.is_file() or target.stat().st_size < 1000:
+            problems.append(f"{page.name}: image {src} is missing or empty")
+    if expect_figures and not figures:
+        problems.append(f"{page.name}: no figure images, though the page draws figures")
+    return problems
+
+
+def check_book(html_dir: Path, pages: dict[str, bool], screenshots: Path | None = None) -> list[str]:
+    """Check each page (name → whether it should hold figures); print one line per page; return problems."""
+    binary = chromium_binary()
+    problems: list[str] = []
+    for name, expect_figures in pages.items():
+        page = html_dir / f"{name}.html"
+        if not page.is_file():
+            problems.append(f"{name}.html: not built")
+            continue
+        try:
+            dom = render_dom(page, binary)
+        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            problems.append(str(err))
+            continue
+        found = check_page(page, dom, expect_figures)
+        n_images = dom.count("<img")
+        print(f"html check {name + '.html':<24} {'ok' if not found else 'PROBLEMS'} ({n_images} images)")
+        problems += found
+        if screenshots is not None:
+            screenshots.mkdir(parents=True, exist_ok=True)
+            screenshot(page, screenshots / f"{name}.png", binary)
+    return problems

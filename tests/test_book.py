@@ -1,0 +1,84 @@
+import json
+import shutil
+
+import pytest
+import yaml
+
+from lpft_nb.book import execute_page, fork_page, notebook_pages, toc_files
+from lpft_nb.claims import STATUSES, claims_from_notebook
+from lpft_nb.pages import BOOK_DIR, PARAMS_DIR, PROFILES, ParamError, check_profile, page_parameters
+
+
+def test_every_page_has_one_typed_parameters_cell_equal_to_the_default_profile():
+    for page in notebook_pages():
+        defaults = page_parameters(BOOK_DIR / f"{page}.md")
+        assert defaults, page
+        assert check_profile(page, "default") == {k: defaults[k] for k in check_profile(page, "default")}, (
+            f"{page}: the parameters cell must equal params/default/{page}.yaml")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_parameter_file_passes_the_check(profile):
+    for page in notebook_pages():
+        check_profile(page, profile)
+    assert {p.stem for p in (PARAMS_DIR / profile).glob("*.yaml")} == set(notebook_pages())
+
+
+def _params_copy(tmp_path, page, **changes):
+    params = tmp_path / "params"
+    for profile in PROFILES:
+        (params / profile).mkdir(parents=True)
+        values = yaml.safe_load((PARAMS_DIR / profile / f"{page}.yaml").read_text())
+        (params / profile / f"{page}.yaml").write_text(yaml.safe_dump({**values, **changes}))
+    return params
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"seedz": [1]}, r"dynamics.yaml: unknown key 'seedz'; page 'dynamics' has parameters: "),
+    ({"epochs": "three"}, r"key 'epochs' has type str, but the page's default 3 is int"),
+    ({"seeds": 1}, r"key 'seeds' has type int, but the page's default \[1, 2\] is list"),
+    ({"methods": ["ft", "sgd"]}, r"key 'methods'.*method='sgd' is unknown"),
+    ({"datasets": ["mnli"]}, r"dataset='mnli' is not a training dataset"),
+    ({"epochs": 0}, r"key 'epochs'.*epochs=0 must be >= 1"),
+])
+def test_parameter_check_rejects_bad_files_with_one_line(tmp_path, changes, message):
+    params = _params_copy(tmp_path, "dynamics", **changes)
+    with pytest.raises(ParamError, match=message) as err:
+        check_profile("dynamics", "default", params_dir=params)
+    assert "\n" not in str(err.value)
+
+
+def test_build_rejects_a_bad_profile_before_running_anything(capsys):
+    from lpft_nb.book import build_book
+
+    with pytest.raises(ParamError, match="unknown profile"):
+        build_book(profile="fast")
+    with pytest.raises(ParamError, match="unknown page"):
+        build_book(profile="smoke", pages=["nosuchpage"])
+
+
+@pytest.mark.parametrize("page", notebook_pages())
+def test_every_page_executes_with_the_smoke_profile(page, tmp_path, monkeypatch):
+    monkeypatch.setenv("LPFT_CACHE_DIR", str(tmp_path / "cache"))
+    result = execute_page(page, "smoke", tmp_path / "executed")
+    assert result.ok, f"{page}: {result.error} (log {tmp_path / 'executed' / (page + '.log')})"
+    nb = json.loads((tmp_path / "executed" / f"{page}.ipynb").read_text())
+    outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+    assert not any(o.get("output_type") == "error" for o in outputs)
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the page shows no figure"
+    claims = claims_from_notebook(tmp_path / "executed" / f"{page}.ipynb")
+    assert claims and all(c["status"] in STATUSES and c["page"] == page for c in claims)
+
+
+def test_fork_copies_the_page_and_its_parameters_and_lists_it(tmp_path):
+    book, params = tmp_path / "book", tmp_path / "params"
+    shutil.copytree(BOOK_DIR, book)
+    shutil.copytree(PARAMS_DIR, params)
+    fork_page("dynamics", "my_study", book_dir=book, params_dir=params)
+    assert (book / "my_study.md").read_text().count("# Exploration `my_study`") == 1
+    for profile in PROFILES:
+        assert (params / profile / "my_study.yaml").read_text() == (params / profile / "dynamics.yaml").read_text()
+    assert toc_files(book / "_toc.yml")[-1] == "my_study"
+    assert check_profile("my_study", "smoke", book_dir=book, params_dir=params)
+    with pytest.raises(ParamError, match="exists already"):
+        fork_page("dynamics", "my_study", book_dir=book, params_dir=params)
