@@ -18,3 +18,44 @@ def mean_pairwise_cosine(features: np.ndarray) -> float:
     unit = features / np.where(norms == 0, 1.0, norms)
     gram = unit @ unit.T
     return float((gram.sum() - np.trace(gram)) / (n * (n - 1)))
+
+
+def feature_change(after: np.ndarray, before: np.ndarray) -> float:
+    """Diff(F): mean over examples of ‖φ_after(x) − φ_before(x)‖₂ (same inputs, same order).
+
+    The paper's most likely reading (reference-impl.md §3); `norm_change` is the secondary one.
+    """
+    after, before = np.asarray(after, np.float64), np.asarray(before, np.float64)
+    if after.shape != before.shape:
+        raise ValueError(f"feature matrices differ in shape: {after.shape} vs {before.shape}")
+    return float(np.linalg.norm(after - before, axis=1).mean())
+
+
+def norm_change(after: np.ndarray, before: np.ndarray) -> float:
+    """Secondary reading of Diff(F): mean over examples of |‖φ_after(x)‖ − ‖φ_before(x)‖|."""
+    after, before = np.asarray(after, np.float64), np.asarray(before, np.float64)
+    if after.shape != before.shape:
+        raise ValueError(f"feature matrices differ in shape: {after.shape} vs {before.shape}")
+    return float(np.abs(np.linalg.norm(after, axis=1) - np.linalg.norm(before, axis=1)).mean())
+
+
+def fisher_ratio(features: np.ndarray, labels: np.ndarray) -> float:
+    """FDR(F) = tr(S_W⁺ S_B), the multi-class Fisher criterion with a pseudo-inverse (a reconstruction).
+
+    S_W = Σ_c Σ_{i∈c} (φ_i − μ_c)(φ_i − μ_c)ᵀ,  S_B = Σ_c n_c (μ_c − μ)(μ_c − μ)ᵀ.
+    One class gives S_B = 0 and FDR 0; identical features give S_W = 0, whose pseudo-inverse is 0.
+    Large when n is not much larger than d, as the paper's CB/RTE values are.
+    """
+    X = np.asarray(features, np.float64)
+    labels = np.asarray(labels)
+    mu = X.mean(axis=0)
+    d = X.shape[1]
+    s_w = np.zeros((d, d))
+    s_b = np.zeros((d, d))
+    for c in np.unique(labels):
+        Xc = X[labels == c]
+        mu_c = Xc.mean(axis=0)
+        centred = Xc - mu_c
+        s_w += centred.T @ centred
+        s_b += len(Xc) * np.outer(mu_c - mu, mu_c - mu)
+    return float(np.trace(np.linalg.pinv(s_w, hermitian=True) @ s_b))

@@ -96,13 +96,3 @@ def test_class_cosines_by_hand():
     np.testing.assert_allclose(own, [(1 + 2**-0.5) / 2, -1.0])
     np.testing.assert_allclose(other, [0.0, (0 + 2**-0.5) / 2])
 
-
-def test_mean_pairwise_cosine_by_hand():
-    from lpft_nb.features import mean_pairwise_cosine
-
-    X = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
-    # pairs: (1,2) 0, (1,3) 1/√2, (2,3) 1/√2 → mean √2/3
-    assert mean_pairwise_cosine(X) == pytest.approx(np.sqrt(2) / 3)
-    assert mean_pairwise_cosine(np.ones((4, 3))) == pytest.approx(1.0)  # identical features
-    with pytest.raises(ValueError):
-        mean_pairwise_cosine(np.ones((1, 3)))

@@ -109,3 +109,20 @@ def test_head_scale_multiplies_the_starting_head(tiny_run):
     scaled = get_run(RunConfig.from_dict({**tiny_run, "method": "lp", "head_scale": 10.0}), progress=False)
     np.testing.assert_allclose(scaled.arrays["head_weight_init"], 10 * base.arrays["head_weight_init"], rtol=1e-6)
     assert scaled.metrics["head_norm_init"] == pytest.approx(10 * base.metrics["head_norm_init"], rel=1e-5)
+
+
+def test_the_cache_key_covers_every_module_a_run_imports():
+    import ast
+    from pathlib import Path
+
+    package = Path(runs.__file__).parent
+    seen, todo = set(), ["runs.py"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((package / name).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                todo.append(f"{node.module}.py")
+    assert seen <= set(runs.RUN_MODULES), f"add {sorted(seen - set(runs.RUN_MODULES))} to RUN_MODULES"
