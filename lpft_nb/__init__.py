@@ -6,13 +6,13 @@ Pages import the package as one name::
     study = lp.Study(datasets=["cb"], methods=["ft", "lp_ft"], seeds=[1, 2]).run()
 """
 
-from . import claims, features, headnorm, paper, plots, probe
-from .checks import dynamics_claims
+from . import calibration, claims, features, headnorm, linear_model, paper, plots, probe
+from .checks import calibration_claims, corollary_claim, dynamics_claims, norms_claims, scaling_claims
 from .config import ConfigError, RunConfig
 from .data import DataError, class_names, load_task
 from .model import ModelNotFoundError
 from .runs import RunResult, get_run
-from .study import Study, epoch_summary, lp_label, lp_regularization_path
+from .study import Study, epoch_summary, feature_stats, lp_label, lp_regularization_path
 
-__all__ = ["claims", "features", "headnorm", "paper", "plots", "probe", "ConfigError", "RunConfig", "DataError",
-           "load_task", "class_names", "dynamics_claims", "lp_regularization_path", "ModelNotFoundError", "RunResult", "get_run", "Study", "epoch_summary", "lp_label"]
+__all__ = ["calibration", "linear_model", "claims", "features", "headnorm", "paper", "plots", "probe", "ConfigError", "RunConfig", "DataError",
+           "load_task", "class_names", "dynamics_claims", "calibration_claims", "corollary_claim", "norms_claims", "scaling_claims", "lp_regularization_path", "feature_stats", "ModelNotFoundError", "RunResult", "get_run", "Study", "epoch_summary", "lp_label"]

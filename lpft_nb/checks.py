@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .claims import Claim, compare, not_run, within_factor
-from .paper import PAPER_LP_NORM_RANGE, TABLE13_HEAD_NORM
+from .paper import METHOD_LABELS, PAPER_LP_NORM_RANGE, TABLE1, TABLE13_HEAD_NORM
 from .study import Study, lp_label
 
 LARGE_FACTOR = 10.0  # "≫": at least ten times
@@ -45,3 +47,132 @@ def dynamics_claims(study: Study, page: str = "dynamics") -> list[Claim]:
 
 
 
+
+
+def _diff(study: Study, dataset: str, method: str, lp_C, scale: float = 1.0, split: str = "test"):
+    from .study import feature_stats
+
+    return study.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)
+
+
+def _stat(study: Study, dataset: str, method: str, key: str, lp_C, split: str = "test"):
+    from .study import feature_stats
+
+    return study.values(dataset, method, lambda r: feature_stats(r, split)[key], lp_C)
+
+
+def norms_claims(study: Study, page: str = "norms") -> list[Claim]:
+    """M3 (LP-FT / LP-LoRA change features less), M4 (CS stays high), M5 (FT over-separates: FDR)."""
+    out: list[Claim] = []
+    for dataset in study.datasets:
+        paper = TABLE1.get(dataset, {})
+        for lp_C in study.lp_Cs:
+            tag = f"{dataset.upper()}, LP {lp_label(lp_C)}"
+            pairs = [("ft", "lp_ft", "M3", "Diff(F): FT > LP-FT"), ("lora", "lp_lora", "M3", "Diff(F): LoRA > LP-LoRA")]
+            for plain, lp_method, cid, text in pairs:
+                if {plain, lp_method} <= set(study.methods):
+                    p = (f"{paper[plain]['Diff']:.3g} vs {paper[lp_method]['Diff']:.3g}" if paper else "–")
+                    out.append(compare(cid, page, f"{tag}: {text}", p, _diff(study, dataset, plain, lp_C),
+                                       _diff(study, dataset, lp_method, lp_C), a_name=METHOD_LABELS[plain],
+                                       b_name=METHOD_LABELS[lp_method]))
+            if {"ft", "lp_ft"} <= set(study.methods):
+                out.append(compare("M4", page, f"{tag}: CS(F) after LP-FT > after FT",
+                                   f"{paper['lp_ft']['CS']} vs {paper['ft']['CS']}" if paper else "–",
+                                   _stat(study, dataset, "lp_ft", "CS", lp_C), _stat(study, dataset, "ft", "CS", lp_C),
+                                   a_name="LP-FT", b_name="FT"))
+                # FDR spans orders of magnitude: compare on a log scale
+                out.append(compare("M5", page, f"{tag}: FDR(F) after FT > after LP-FT (log10)",
+                                   f"{paper['ft']['FDR']:.3g} vs {paper['lp_ft']['FDR']:.3g}" if paper else "–",
+                                   np.log10(_stat(study, dataset, "ft", "FDR", lp_C)),
+                                   np.log10(_stat(study, dataset, "lp_ft", "FDR", lp_C)),
+                                   a_name="log10 FDR(FT)", b_name="log10 FDR(LP-FT)"))
+    return out
+
+
+def scaling_claims(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", page: str = "norms") -> list[Claim]:
+    """M6: the feature change falls as the starting head norm grows; LP-FT below FT at the largest norm."""
+    from scipy.stats import spearmanr
+
+    out: list[Claim] = []
+    scales = sorted(study.head_scales)
+    if len(scales) < 3:
+        return [not_run("M6", page, f"{dataset.upper()}: Diff(F) falls as the head norm grows", "Figs. 3, 10, 11",
+                        "needs at least three head scales")]
+    for method in methods:
+        diffs = [_diff(study, dataset, method, lp_C, s) for s in scales]
+        rho = float(spearmanr(scales, [d.mean() for d in diffs]).statistic)
+        claim = compare("M6", page, f"{dataset.upper()} {METHOD_LABELS[method]}: Diff(F) at head × {scales[0]:g} > "
+                        f"at head × {scales[-1]:g} (Spearman ρ over {len(scales)} scales = {rho:.2f})",
+                        "falls almost monotonically", diffs[0], diffs[-1], a_name=f"Diff(×{scales[0]:g})",
+                        b_name=f"Diff(×{scales[-1]:g})")
+        if claim.status == "holds" and rho > -0.5:
+            claim.status, claim.why = "does not hold", f"ends lower but not monotone: Spearman ρ = {rho:.2f} > −0.5"
+        out.append(claim)
+    if {"ft", "lp_ft"} <= set(methods):
+        top = scales[-1]
+        out.append(compare("M6", page, f"{dataset.upper()}: at head × {top:g}, Diff(F) of FT > of LP-FT",
+                           "LP-FT below FT at large norms (CB an exception)", _diff(study, dataset, "ft", lp_C, top),
+                           _diff(study, dataset, "lp_ft", lp_C, top), a_name="FT", b_name="LP-FT"))
+    return out
+
+
+def corollary_claim(experiment, page: str = "norms", tol: float = 1e-10) -> Claim:
+    """Corollary 4.3 on the linear model: zero feature change off the training span, non-zero inside it."""
+    off, inside = experiment.orthogonal_change.max(), experiment.in_span_change.min()
+    ok = off < tol < inside
+    return Claim("Cor4.3", page, f"Linear model, {experiment.optimizer}: features of inputs ⊥ the training span "
+                 f"do not change (tolerance {tol:g})", "exactly 0",
+                 f"max change off the span {off:.1e}; min change inside it {inside:.2g}",
+                 "holds" if ok else "does not hold",
+                 "float64, full-batch updates" if ok else "the off-span change exceeds the tolerance or nothing moved")
+
+
+def _calibration_noise(study: Study, dataset: str, methods, key: str, lp_C) -> float:
+    """Noise of a calibration comparison: seed spread and the bootstrap half-widths (seed 1), in quadrature."""
+    from .study import run_calibration_ci
+
+    parts = []
+    for method in methods:
+        values = study.calibration_values(dataset, method, key, lp_C)
+        parts.append(values.std(ddof=1) if len(values) > 1 else 0.0)
+        if key in ("ece", "mce"):
+            lo, hi = run_calibration_ci(study.get(dataset, method, lp_C)[0], key)
+            parts.append((hi - lo) / 2)
+    return float(np.sqrt(np.sum(np.square(parts))))
+
+
+def calibration_claims(study: Study, page: str = "calibration") -> list[Claim]:
+    """C1 (LP-FT's MCE ≥ FT's before TS), C2 (TS helps LP-FT most; after TS LP-FT comparable to FT)."""
+    from .paper import TABLE14_CALIBRATION
+
+    out: list[Claim] = []
+    four = [m for m in ("ft", "lp_ft", "lora", "lp_lora") if m in study.methods]
+    if not {"ft", "lp_ft"} <= set(four):
+        return [not_run("C1", page, "LP-FT vs FT calibration", "Tables 3, 14", "needs ft and lp_ft")]
+    for dataset in study.datasets:
+        paper = TABLE14_CALIBRATION.get(dataset, {})
+        for lp_C in study.lp_Cs:
+            tag = f"{dataset.upper()}, LP {lp_label(lp_C)}"
+            mce = {m: study.calibration_values(dataset, m, "mce", lp_C) for m in four}
+            out.append(compare("C1", page, f"{tag}: before TS, MCE(LP-FT) > MCE(FT)",
+                               f"{paper['mce']['lp_ft'][0]} vs {paper['mce']['ft'][0]}" if paper else "–",
+                               mce["lp_ft"], mce["ft"], a_name="LP-FT", b_name="FT",
+                               noise=_calibration_noise(study, dataset, ("ft", "lp_ft"), "mce", lp_C)))
+            for metric in ("ece", "mce"):
+                imp = {m: study.calibration_values(dataset, m, metric, lp_C)
+                       - study.calibration_values(dataset, m, f"{metric}_ts", lp_C) for m in four}
+                best_other = max((m for m in four if m != "lp_ft"), key=lambda m: imp[m].mean())
+                p = (f"Imp. LP-FT {paper[metric]['lp_ft'][2]} vs best other "
+                     f"{max(v[2] for k, v in paper[metric].items() if k != 'lp_ft')}") if paper else "–"
+                out.append(compare("C2", page, f"{tag}: TS improves {metric.upper()} of LP-FT the most of the four "
+                                   f"(vs {METHOD_LABELS[best_other]})", p, imp["lp_ft"], imp[best_other],
+                                   a_name="Imp(LP-FT)", b_name=f"Imp({METHOD_LABELS[best_other]})"))
+            after = {m: study.calibration_values(dataset, m, "mce_ts", lp_C) for m in ("ft", "lp_ft")}
+            noise = _calibration_noise(study, dataset, ("ft", "lp_ft"), "mce_ts", lp_C)
+            claim = compare("C2", page, f"{tag}: after TS, MCE(LP-FT) comparable to or below MCE(FT)",
+                            f"{paper['mce']['lp_ft'][1]} vs {paper['mce']['ft'][1]}" if paper else "–",
+                            after["ft"], after["lp_ft"], a_name="FT", b_name="LP-FT", noise=noise)
+            if claim.status == "inconclusive":  # equal within the noise is what "comparable" means
+                claim.status, claim.why = "holds", "comparable: " + claim.why
+            out.append(claim)
+    return out

@@ -59,3 +59,21 @@ def fisher_ratio(features: np.ndarray, labels: np.ndarray) -> float:
         s_w += centred.T @ centred
         s_b += len(Xc) * np.outer(mu_c - mu, mu_c - mu)
     return float(np.trace(np.linalg.pinv(s_w, hermitian=True) @ s_b))
+
+
+def joint_tsne(blocks: list[np.ndarray], seed: int = 0, perplexity: float = 15.0) -> list[np.ndarray]:
+    """Embed several point sets (each (n_i, d)) together in 2-D with t-SNE (cosine metric); one (n_i, 2) each.
+
+    Directions are compared, so head rows and features of very different lengths share one map.
+    """
+    from sklearn.manifold import TSNE
+
+    stacked = np.concatenate([np.asarray(b, np.float64) for b in blocks])
+    perplexity = min(perplexity, (len(stacked) - 1) / 3)
+    emb = TSNE(n_components=2, metric="cosine", init="random", perplexity=perplexity,
+               random_state=seed).fit_transform(stacked)
+    out, start = [], 0
+    for b in blocks:
+        out.append(emb[start:start + len(b)])
+        start += len(b)
+    return out

@@ -35,12 +35,38 @@ TABLE1 = {
     },
 }
 
+# Table 12: feature change Diff(F) during the FT stage.
+TABLE12_DIFF = {
+    "cb": {"ft": 21.1, "lora": 20.7, "lp_ft": 11.5, "lp_lora": 7.85},
+    "rte": {"ft": 21.2, "lora": 15.1, "lp_ft": 3.33, "lp_lora": 3.87},
+    "amazon": {"ft": 19.8, "lora": 13.5, "lp_ft": 2.21, "lp_lora": 2.28},
+    "dynasent": {"ft": 19.4, "lora": 8.02, "lp_ft": 2.47, "lp_lora": 2.59},
+    "semeval": {"ft": 18.3, "lora": 6.97, "lp_ft": 1.99, "lp_lora": 2.14},
+    "sst5": {"ft": 20.3, "lora": 9.08, "lp_ft": 1.79, "lp_lora": 1.89},
+}
+
 # Table 8 (CB, RTE) and Table 10 (BOSS): test accuracy %, mean ± std over 5 seeds.
 TABLE8_ACCURACY = {
     "cb": {"lp": (77.86, 4.24), "ft": (81.43, 3.91), "lp_ft": (84.64, 2.40), "lora": (77.50, 5.30),
            "lp_lora": (75.71, 2.04)},
     "rte": {"lp": (57.69, 1.10), "ft": (74.73, 3.04), "lp_ft": (76.75, 0.87), "lora": (72.85, 1.41),
             "lp_lora": (74.08, 2.57)},
+}
+
+# Table 14 (CB, RTE; RTE = Table 3): ECE / MCE in %, (without TS, with TS, improvement).
+TABLE14_CALIBRATION = {
+    "cb": {
+        "ece": {"ft": (15.60, 14.64, 0.95), "lp_ft": (13.93, 13.13, 0.80), "lora": (12.89, 16.22, -3.34),
+                "lp_lora": (14.78, 13.51, 1.27)},
+        "mce": {"ft": (75.99, 69.99, 6.01), "lp_ft": (76.78, 70.28, 6.50), "lora": (52.58, 66.75, -14.16),
+                "lp_lora": (68.16, 60.80, 7.36)},
+    },
+    "rte": {
+        "ece": {"ft": (21.16, 5.13, 16.03), "lp_ft": (21.72, 5.48, 16.24), "lora": (11.92, 6.17, 5.76),
+                "lp_lora": (18.14, 5.72, 12.42)},
+        "mce": {"ft": (53.11, 25.87, 27.24), "lp_ft": (63.95, 13.94, 50.01), "lora": (25.04, 13.75, 11.29),
+                "lp_lora": (40.46, 18.82, 21.63)},
+    },
 }
 
 # Mean pairwise cosine of RoBERTa-base <s> features on the test sets (Table 1, "Pre-trained" CS).

@@ -131,3 +131,109 @@ def mechanism_figure(path: dict, class_names, dataset: str) -> plt.Figure:
     fig.suptitle(f"{dataset.upper()}: own-class cosines turn positive, other-class negative; then ∂L/∂‖v_k‖ < 0")
     fig.tight_layout()
     return fig
+
+
+def scaling_figure(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", split: str = "test") -> plt.Figure:
+    """Figs. 3 / 11: feature change against the head norm at the start of FT (mean ± s.e. over seeds)."""
+    from .study import feature_stats
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for method in methods:
+        xs, ys, ses = [], [], []
+        for scale in sorted(study.head_scales):
+            norms = study.values(dataset, method, "head_norm_init", lp_C, scale)
+            diffs = study.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)
+            xs.append(norms.mean())
+            ys.append(diffs.mean())
+            ses.append(diffs.std(ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else 0.0)
+        xs, ys, ses = map(np.asarray, (xs, ys, ses))
+        label = METHOD_LABELS[method] + (f" ({lp_label(lp_C)})" if method.startswith("lp") else " (random head)")
+        ax.plot(xs, ys, "o-", color=COLORS[method], label=label)
+        ax.fill_between(xs, ys - ses, ys + ses, color=COLORS[method], alpha=0.2)
+        unscaled = study.values(dataset, method, "head_norm_init", lp_C, 1.0).mean()
+        ax.axvline(unscaled, color=COLORS[method], ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("head norm ‖V‖_F at the start of fine-tuning (head × s)")
+    ax.set_ylabel(f"feature change Diff(F) on {split} (mean ‖φ − φ₀‖)")
+    ax.set_title(f"{dataset.upper()}: a longer head at the start of FT moves the features less")
+    ax.legend(fontsize=8, title="dashed: unscaled head", title_fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def tsne_figure(run, class_names, title: str, seed: int = 0) -> plt.Figure:
+    """Figs. 5 / 6: t-SNE of test features before (faint) and after (solid) training, with the head rows."""
+    from .features import joint_tsne
+
+    a = run.arrays
+    labels = a["labels_test"]
+    before, after, head0, head1 = joint_tsne([a["features_before_test"], a["features_after_test"],
+                                              a["head_weight_init"], a["head_weight_final"]], seed=seed)
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    markers = "o^sPD"
+    for k, name in enumerate(class_names):
+        color = plt.cm.tab10(k)
+        ax.scatter(*before[labels == k].T, marker=markers[k], facecolors="none", edgecolors=color, alpha=0.5,
+                   label=f"{name}: pre-trained φ")
+        ax.scatter(*after[labels == k].T, marker=markers[k], color=color, label=f"{name}: φ after training")
+        ax.scatter(*head0[k], marker="X", s=160, color=color, edgecolors="k", alpha=0.5)
+        ax.scatter(*head1[k], marker="*", s=320, color=color, edgecolors="k")
+        ax.annotate("", xy=head1[k], xytext=head0[k], arrowprops={"arrowstyle": "->", "color": color})
+    ax.scatter([], [], marker="X", color="grey", edgecolors="k", label="head row v_k at start of FT")
+    ax.scatter([], [], marker="*", s=120, color="grey", edgecolors="k", label="head row v_k after training")
+    ax.set_xlabel("t-SNE 1 (cosine metric)")
+    ax.set_ylabel("t-SNE 2")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def reliability_figure(runs: dict, title: str) -> plt.Figure:
+    """Reliability diagrams before (top) and after (bottom) temperature scaling; one column per labelled run."""
+    from .calibration import reliability_bins, run_calibration, softmax
+
+    fig, axes = plt.subplots(2, len(runs), figsize=(4 * len(runs), 7), squeeze=False)
+    for col, (label, run) in enumerate(runs.items()):
+        z, y = run.arrays["logits_test"], run.arrays["labels_test"]
+        cal = run_calibration(run)
+        for row, (logits, tag, ece, mce) in enumerate([(z, "before TS", cal["ece"], cal["mce"]),
+                                                        (z / cal["T"], f"after TS (T = {cal['T']:.2f})",
+                                                         cal["ece_ts"], cal["mce_ts"])]):
+            ax = axes[row, col]
+            bins = reliability_bins(softmax(logits), y)
+            centres = (bins["edges"][:-1] + bins["edges"][1:]) / 2
+            filled = bins["count"] > 0
+            ax.bar(centres[filled], bins["accuracy"][filled], width=1 / 15, edgecolor="k", color=COLORS["ft"],
+                   alpha=0.7, label="accuracy in bin")
+            ax.plot(centres[filled], bins["confidence"][filled], "r.", label="mean confidence in bin")
+            ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+            for c, n in zip(centres[filled], bins["count"][filled]):
+                ax.annotate(f"{int(n)}", (c, 0.02), ha="center", fontsize=6)
+            ax.set_title(f"{label}, {tag}\nECE {100 * ece:.1f}%, MCE {100 * mce:.1f}%", fontsize=9)
+            ax.set_xlabel("confidence (max softmax probability)")
+            ax.set_ylabel("accuracy")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def head_multiplier_figure(curve: dict, temperature: float, title: str) -> plt.Figure:
+    """Mean confidence and ECE of a trained model as its head is multiplied by m (m = 1/T is TS)."""
+    fig, (ax_conf, ax_ece) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax_conf.semilogx(curve["multiplier"], curve["confidence"], "o-", color=COLORS["lp_ft"])
+    ax_ece.semilogx(curve["multiplier"], 100 * np.asarray(curve["ece"]), "o-", color=COLORS["lp_ft"])
+    for ax in (ax_conf, ax_ece):
+        ax.axvline(1.0, color="k", lw=1, label="trained head (m = 1)")
+        ax.axvline(1 / temperature, color="k", ls="--", lw=1, label=f"m = 1/T = {1 / temperature:.2g} (TS)")
+        ax.set_xlabel("head multiplier m (‖V‖ and ‖b‖ times m)")
+        ax.legend(fontsize=8)
+    ax_conf.set_ylabel("mean confidence on test")
+    ax_ece.set_ylabel("ECE on test (%)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -13,8 +13,9 @@ import pandas as pd
 
 from .claims import fmt, mean_std
 from .config import RunConfig
+from .features import feature_change, fisher_ratio, mean_pairwise_cosine, norm_change
 from .model import resolve_model_path
-from .paper import METHOD_LABELS, TABLE13_HEAD_NORM
+from .paper import METHOD_LABELS, TABLE1, TABLE12_DIFF, TABLE13_HEAD_NORM, TABLE14_CALIBRATION
 from .runs import RunResult, get_run
 
 LP_HEAD_METHODS = ("lp", "lp_ft", "lp_lora")
@@ -33,6 +34,7 @@ class Study:
     seeds: list[int]
     lp_Cs: list = field(default_factory=lambda: ["cv"])
     settings: dict = field(default_factory=dict)  # any other RunConfig keys, shared by all runs
+    head_scales: list = field(default_factory=lambda: [1.0])  # multipliers of the head at the start of FT
     results: dict = field(default_factory=dict, repr=False)
 
     def configs(self) -> list[RunConfig]:
@@ -40,9 +42,11 @@ class Study:
         for dataset in self.datasets:
             for method in self.methods:
                 for lp_C in (self.lp_Cs if method in LP_HEAD_METHODS else ["cv"]):
-                    for seed in self.seeds:
-                        out.append(RunConfig.from_dict({**self.settings, "dataset": dataset, "method": method,
-                                                        "seed": seed, "lp_C": lp_C}, source="study"))
+                    for scale in self.head_scales:
+                        for seed in self.seeds:
+                            out.append(RunConfig.from_dict(
+                                {**self.settings, "dataset": dataset, "method": method, "seed": seed,
+                                 "lp_C": lp_C, "head_scale": float(scale)}, source="study"))
         return out
 
     def run(self, progress: bool = True) -> Study:
@@ -52,25 +56,27 @@ class Study:
             resolve_model_path(name, configs[0].cache_dir)
         for i, cfg in enumerate(configs, 1):
             result = get_run(cfg, progress=progress)
-            self.results[self._key(cfg.dataset, cfg.method, cfg.seed, cfg.lp_C)] = result
+            self.results[self._key(cfg.dataset, cfg.method, cfg.seed, cfg.lp_C, cfg.head_scale)] = result
             source = "cache" if result.cache_hit else f"trained in {result.metrics['seconds']:.0f} s"
+            scale = f"head × {cfg.head_scale:g}" if len(self.head_scales) > 1 else ""
             print(f"[{i}/{len(configs)}] {cfg.dataset} {cfg.method:<7} seed {cfg.seed} "
-                  f"{lp_label(cfg.lp_C) if cfg.uses_lp_head else '':<16} {source}", flush=True)
+                  f"{lp_label(cfg.lp_C) if cfg.uses_lp_head else '':<16} {scale} {source}", flush=True)
         return self
 
     @staticmethod
-    def _key(dataset, method, seed, lp_C):
-        return (dataset, method, seed, lp_C if method in LP_HEAD_METHODS else "cv")
+    def _key(dataset, method, seed, lp_C, head_scale=1.0):
+        return (dataset, method, seed, lp_C if method in LP_HEAD_METHODS else "cv", float(head_scale))
 
-    def get(self, dataset: str, method: str, lp_C="cv") -> list[RunResult]:
+    def get(self, dataset: str, method: str, lp_C="cv", head_scale: float = 1.0) -> list[RunResult]:
         """The runs of one cell, one per seed."""
-        missing = [s for s in self.seeds if self._key(dataset, method, s, lp_C) not in self.results]
+        keys = [self._key(dataset, method, s, lp_C, head_scale) for s in self.seeds]
+        missing = [k[2] for k in keys if k not in self.results]
         if missing:
-            raise KeyError(f"no runs for {dataset}/{method}/lp_C={lp_C} seeds {missing}: call run() first "
-                           f"or add them to the study's parameters")
-        return [self.results[self._key(dataset, method, s, lp_C)] for s in self.seeds]
+            raise KeyError(f"no runs for {dataset}/{method}/lp_C={lp_C}/head×{head_scale:g} seeds {missing}: "
+                           f"call run() first or add them to the study's parameters")
+        return [self.results[k] for k in keys]
 
-    def values(self, dataset: str, method: str, metric, lp_C="cv") -> np.ndarray:
+    def values(self, dataset: str, method: str, metric, lp_C="cv", head_scale: float = 1.0) -> np.ndarray:
         """Per-seed values of `metric` (a metrics key path like 'test.accuracy', or a function of a run)."""
         def pick(run):
             if callable(metric):
@@ -79,7 +85,7 @@ class Study:
             for part in metric.split("."):
                 value = value[part]
             return value
-        return np.array([pick(r) for r in self.get(dataset, method, lp_C)], dtype=float)
+        return np.array([pick(r) for r in self.get(dataset, method, lp_C, head_scale)], dtype=float)
 
     # ---- tables -------------------------------------------------------------------------------
     def head_norm_table(self, lp_C="cv") -> pd.DataFrame:
@@ -110,6 +116,105 @@ class Study:
             rows.append(row)
         return pd.DataFrame(rows).set_index("method")
 
+    def feature_table(self, dataset: str, lp_C="cv", split: str = "test") -> pd.DataFrame:
+        """Paper Table 1 for one dataset: CS, Diff, Diff of norms, FDR and Norm(C), ours beside the paper's.
+
+        Pre-trained and LP share the pre-trained features (LP does not touch them); Norm(C) of Pre-trained
+        is the random head FT starts from, of LP the fitted head.
+        """
+        rows = []
+        base = "ft" if "ft" in self.methods else self.methods[0]
+        cells = [("pretrained", base, True)] + [(m, m, m == "lp") for m in
+                                               ("lp", "ft", "lora", "lp_ft", "lp_lora") if m in self.methods]
+        for name, method, unchanged in cells:
+            runs = self.get(dataset, method, lp_C)
+            stats = [feature_stats(r, split, before=unchanged) for r in runs]
+            if name == "pretrained":
+                norms = [r.metrics["head_norm_init"] for r in runs]
+            else:
+                norms = [r.metrics["head_norm_final"] for r in runs]
+            paper = TABLE1.get(dataset, {}).get(name, {})
+            row = {"method": "Pre-trained" if name == "pretrained" else METHOD_LABELS[name]}
+            for key, label in (("CS", "CS(F)"), ("Diff", "Diff(F)"), ("Diff_norm", "Diff of norms"),
+                               ("FDR", "FDR(F)")):
+                row[f"{label} ours"] = "–" if unchanged and key.startswith("Diff") else fmt([s[key] for s in stats])
+                if key != "Diff_norm":
+                    value = paper.get(key)
+                    row[f"{label} paper"] = "–" if value is None else f"{value:.3g}"
+            row["Norm(C) ours"] = fmt(norms)
+            row["Norm(C) paper"] = f"{paper['Norm']:.3g}" if "Norm" in paper else "–"
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("method")
+
+    def feature_change_table(self, lp_C="cv", split: str = "test") -> pd.DataFrame:
+        """Paper Table 12: Diff(F) during the FT stage per method and dataset, ours beside the paper's."""
+        rows = []
+        for method in [m for m in ("ft", "lora", "lp_ft", "lp_lora") if m in self.methods]:
+            row = {"method": METHOD_LABELS[method]}
+            for dataset in self.datasets:
+                row[f"{dataset} ours"] = fmt(self.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C))
+                paper = TABLE12_DIFF.get(dataset, {}).get(method)
+                row[f"{dataset} paper"] = "–" if paper is None else f"{paper:.3g}"
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("method")
+
+    def scaling_table(self, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", split: str = "test") -> pd.DataFrame:
+        """Per method and head scale: starting head norm, feature change and test accuracy (mean ± std)."""
+        rows = []
+        for method in methods:
+            for scale in sorted(self.head_scales):
+                cell = (dataset, method)
+                rows.append({"method": METHOD_LABELS[method], "head × s": scale,
+                             "‖V‖ at start": fmt(self.values(*cell, "head_norm_init", lp_C, scale)),
+                             "Diff(F)": fmt(self.values(*cell, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)),
+                             "test accuracy": fmt(self.values(*cell, "test.accuracy", lp_C, scale))})
+        return pd.DataFrame(rows).set_index(["method", "head × s"])
+
+    def calibration_values(self, dataset: str, method: str, key: str, lp_C="cv") -> np.ndarray:
+        """Per-seed value of one `run_calibration` entry (ECE / MCE as fractions, T, accuracies)."""
+        from .calibration import run_calibration
+
+        return self.values(dataset, method, lambda r: run_calibration(r)[key], lp_C)
+
+    def calibration_table(self, dataset: str, lp_C="cv", calibrator: str = "ts") -> pd.DataFrame:
+        """Paper Tables 3 / 14: ECE and MCE (%) without and with the calibrator, and the improvement.
+
+        `calibrator` is "ts" (temperature scaling, the paper's) or "vs" (vector scaling, beyond the paper).
+        The improvement is averaged per seed, as the paper's "Imp." appears to be.
+        """
+        rows = []
+        for metric in ("ece", "mce"):
+            for method in [m for m in ("ft", "lp_ft", "lora", "lp_lora") if m in self.methods]:
+                raw = 100 * self.calibration_values(dataset, method, metric, lp_C)
+                cal = 100 * self.calibration_values(dataset, method, f"{metric}_{calibrator}", lp_C)
+                ci = run_calibration_ci(self.get(dataset, method, lp_C)[0], metric)
+                paper = TABLE14_CALIBRATION.get(dataset, {}).get(metric, {}).get(method)
+                rows.append({"metric": metric.upper(), "method": METHOD_LABELS[method],
+                             "w/o ours": fmt(raw, 3), "90% bootstrap (seed 1)": f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]",
+                             f"w/ {calibrator.upper()} ours": fmt(cal, 3), "Imp. ours": fmt(raw - cal, 3),
+                             "w/o paper": paper[0] if paper else None,
+                             f"w/ {calibrator.upper()} paper": paper[1] if paper and calibrator == "ts" else None,
+                             "Imp. paper": paper[2] if paper and calibrator == "ts" else None,
+                             "T (Adam / L-BFGS)": f"{fmt(self.calibration_values(dataset, method, 'T', lp_C))} / "
+                                                  f"{fmt(self.calibration_values(dataset, method, 'T_lbfgs', lp_C))}"
+                             if calibrator == "ts" else None})
+        table = pd.DataFrame(rows).set_index(["metric", "method"])
+        return table.dropna(axis=1, how="all")
+
+    def calibrated_accuracy_table(self) -> pd.DataFrame:
+        """Test accuracy (%) raw, after temperature scaling and after vector scaling, per run cell."""
+        rows = []
+        for dataset in self.datasets:
+            for method in [m for m in ("ft", "lp_ft", "lora", "lp_lora") if m in self.methods]:
+                for lp_C in (self.lp_Cs if method in LP_HEAD_METHODS else ["cv"]):
+                    def acc(key):
+                        return fmt(100 * self.calibration_values(dataset, method, key, lp_C))  # noqa: B023
+                    rows.append({"dataset": dataset, "method": METHOD_LABELS[method],
+                                 "LP": lp_label(lp_C) if method in LP_HEAD_METHODS else "",
+                                 "accuracy": acc("accuracy"), "after TS": acc("accuracy_ts"),
+                                 "after vector scaling": acc("accuracy_vs")})
+        return pd.DataFrame(rows).set_index(["dataset", "method", "LP"])
+
     def lp_choice_table(self) -> pd.DataFrame:
         """For each LP regularisation: the C used and the LP head norm, per dataset."""
         rows = []
@@ -122,6 +227,28 @@ class Study:
                              "LP train accuracy": fmt([r.metrics["lp"]["train_accuracy"] for r in runs]),
                              "‖V‖_F after LP": fmt([r.metrics["lp"]["weight_norm"] for r in runs])})
         return pd.DataFrame(rows)
+
+
+FEATURE_STATS = ("CS", "Diff", "Diff_norm", "FDR")
+
+
+def feature_stats(run: RunResult, split: str = "test", before: bool = False) -> dict[str, float]:
+    """CS, Diff (mean ‖φ_after − φ_pre‖), Diff_norm (mean |‖φ_after‖ − ‖φ_pre‖|) and FDR on `split`.
+
+    `before=True` describes the pre-trained features (Diff 0). Reconstructions: reference-impl.md §3.
+    """
+    a = run.arrays
+    pre, labels = a[f"features_before_{split}"], a[f"labels_{split}"]
+    post = pre if before else a[f"features_after_{split}"]
+    return {"CS": mean_pairwise_cosine(post), "Diff": feature_change(post, pre), "Diff_norm": norm_change(post, pre),
+            "FDR": fisher_ratio(post, labels)}
+
+
+def run_calibration_ci(run: RunResult, metric: str) -> tuple[float, float]:
+    """Bootstrap interval (fractions) of the raw ECE or MCE of one run."""
+    from .calibration import run_calibration
+
+    return run_calibration(run)[f"{metric}_ci"]
 
 
 def lp_regularization_path(run: RunResult, Cs) -> dict:

@@ -57,9 +57,15 @@ def test_build_rejects_a_bad_profile_before_running_anything(capsys):
         build_book(profile="smoke", pages=["nosuchpage"])
 
 
+@pytest.fixture(scope="module")
+def page_cache(tmp_path_factory):
+    """One run cache for all page executions, so later pages reuse earlier pages' runs (as in a build)."""
+    return tmp_path_factory.mktemp("page-cache")
+
+
 @pytest.mark.parametrize("page", notebook_pages())
-def test_every_page_executes_with_the_smoke_profile(page, tmp_path, monkeypatch):
-    monkeypatch.setenv("LPFT_CACHE_DIR", str(tmp_path / "cache"))
+def test_every_page_executes_with_the_smoke_profile(page, tmp_path, monkeypatch, page_cache):
+    monkeypatch.setenv("LPFT_CACHE_DIR", str(page_cache))
     result = execute_page(page, "smoke", tmp_path / "executed")
     assert result.ok, f"{page}: {result.error} (log {tmp_path / 'executed' / (page + '.log')})"
     nb = json.loads((tmp_path / "executed" / f"{page}.ipynb").read_text())

@@ -1,0 +1,189 @@
+"""Calibration: ECE / MCE as the authors compute them, temperature scaling, vector scaling, bootstrap intervals.
+
+ECE and MCE use 15 equal-width confidence bins with membership conf ∈ (lower, upper] (the authors'
+``calibration_error``; reference-impl.md §4); confidence is the largest softmax probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+N_BINS = 15
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> dict[str, np.ndarray]:
+    """Per bin (lower, upper]: count, mean confidence, accuracy. Arrays of length n_bins."""
+    probs = np.asarray(probs, np.float64)
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == np.asarray(labels)).astype(float)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # bin b holds conf in (edges[b], edges[b+1]]
+    idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(idx, weights=conf, minlength=n_bins) / count
+        accuracy = np.bincount(idx, weights=correct, minlength=n_bins) / count
+    return {"edges": edges, "count": count, "confidence": mean_conf, "accuracy": accuracy}
+
+
+def ece_mce(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> tuple[float, float]:
+    """(ECE, MCE) as fractions: Σ_b (n_b/n)|acc_b − conf_b| and max over non-empty bins of |acc_b − conf_b|."""
+    bins = reliability_bins(probs, labels, n_bins)
+    filled = bins["count"] > 0
+    gaps = np.abs(bins["accuracy"][filled] - bins["confidence"][filled])
+    weights = bins["count"][filled] / bins["count"].sum()
+    return float(np.sum(weights * gaps)), float(gaps.max())
+
+
+def nll(logits: np.ndarray, labels: np.ndarray) -> float:
+    p = softmax(logits)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(labels)), labels], 1e-300, None))))
+
+
+@dataclass
+class TemperatureFit:
+    temperature: float
+    steps: int
+    nll_before: float
+    nll_after: float
+
+
+def fit_temperature_adam(logits: np.ndarray, labels: np.ndarray, lr: float = 1e-3, max_steps: int = 100_000,
+                         patience: int = 10) -> TemperatureFit:
+    """The paper's recipe: a scalar T from 1.0, Adam (lr 1e-3) on the NLL, early stop after `patience` steps
+    without improvement; T is kept positive by clamping at 1e-3."""
+    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    t = torch.ones((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([t], lr=lr)
+    best, best_t, since, steps = float("inf"), 1.0, 0, 0
+    loss_fn = torch.nn.CrossEntropyLoss()
+    while steps < max_steps:
+        steps += 1
+        loss = loss_fn(z / t, y)
+        value = loss.item()
+        if value < best - 1e-12:
+            best, best_t, since = value, float(t), 0
+        else:
+            since += 1
+            if since >= patience:
+                break
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            t.clamp_(min=1e-3)
+    return TemperatureFit(best_t, steps, nll(logits, labels), nll(np.asarray(logits) / best_t, labels))
+
+
+def fit_temperature_lbfgs(logits: np.ndarray, labels: np.ndarray) -> TemperatureFit:
+    """Cross-check: minimise the NLL over log T with L-BFGS (strong Wolfe line search)."""
+    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(z / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    t = float(log_t.exp())
+    return TemperatureFit(t, 200, nll(logits, labels), nll(np.asarray(logits) / t, labels))
+
+
+@dataclass
+class VectorScaling:
+    """Per-class affine map of the logits, z ↦ w ⊙ z + c (Guo et al. 2017), fitted on validation NLL."""
+
+    w: np.ndarray
+    c: np.ndarray
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        return np.asarray(logits) * self.w + self.c
+
+
+def fit_vector_scaling(logits: np.ndarray, labels: np.ndarray, l2: float = 1e-3) -> VectorScaling:
+    """Fit w (init 1) and c (init 0) by L-BFGS on the NLL plus a small L2 pull of (w, c) towards (1, 0)."""
+    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    w = torch.ones(z.shape[1], dtype=torch.float64, requires_grad=True)
+    c = torch.zeros(z.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, c], lr=1.0, max_iter=500, line_search_fn="strong_wolfe")
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(z * w + c, y) + l2 * (((w - 1) ** 2).sum() + (c**2).sum())
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return VectorScaling(w.detach().numpy(), c.detach().numpy())
+
+
+def bootstrap_interval(probs: np.ndarray, labels: np.ndarray, n_resamples: int = 1000, level: float = 0.9,
+                       seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of ECE and MCE over test examples (resampled with replacement)."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    samples = np.array([ece_mce(probs[idx], labels[idx]) for idx in rng.integers(0, n, size=(n_resamples, n))])
+    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+    return {"ece": tuple(np.quantile(samples[:, 0], [lo, hi])), "mce": tuple(np.quantile(samples[:, 1], [lo, hi]))}
+
+
+_RUN_CALIBRATION: dict[str, dict] = {}
+
+
+def run_calibration(run, split: str = "test", n_resamples: int = 500) -> dict:
+    """Calibration of one run on `split`: ECE / MCE (fractions) raw, after temperature scaling (paper's Adam
+    recipe; L-BFGS T alongside), after vector scaling, with bootstrap intervals; fits use the validation logits.
+
+    Memoised per cache entry.
+    """
+    key = f"{run.path}:{split}:{n_resamples}"
+    if key in _RUN_CALIBRATION:
+        return _RUN_CALIBRATION[key]
+    a = run.arrays
+    val_z, val_y, z, y = a["logits_val"], a["labels_val"], a[f"logits_{split}"], a[f"labels_{split}"]
+    ts = fit_temperature_adam(val_z, val_y)
+    vs = fit_vector_scaling(val_z, val_y)
+    out = {"T": ts.temperature, "T_lbfgs": fit_temperature_lbfgs(val_z, val_y).temperature,
+           "accuracy": float(np.mean(z.argmax(1) == y)), "accuracy_ts": float(np.mean((z / ts.temperature).argmax(1) == y)),
+           "accuracy_vs": float(np.mean(vs(z).argmax(1) == y)), "confidence": float(softmax(z).max(1).mean())}
+    for tag, logits in (("", z), ("_ts", z / ts.temperature), ("_vs", vs(z))):
+        probs = softmax(logits)
+        out[f"ece{tag}"], out[f"mce{tag}"] = ece_mce(probs, y)
+        ci = bootstrap_interval(probs, y, n_resamples=n_resamples)
+        out[f"ece{tag}_ci"], out[f"mce{tag}_ci"] = ci["ece"], ci["mce"]
+    _RUN_CALIBRATION[key] = out
+    return out
+
+
+def head_scaled_probabilities(features: np.ndarray, weight: np.ndarray, bias: np.ndarray, scale: float) -> np.ndarray:
+    """softmax(φ (sV)ᵀ + s b): the network's probabilities with its head multiplied by s."""
+    return softmax(np.asarray(features, np.float64) @ (scale * np.asarray(weight, np.float64)).T + scale * bias)
+
+
+def head_multiplier_curve(features, weight, bias, labels, multipliers) -> dict[str, list]:
+    """Mean confidence and ECE of the network when its head is multiplied by each value in `multipliers`."""
+    out = {"multiplier": [], "confidence": [], "ece": []}
+    for m in multipliers:
+        probs = head_scaled_probabilities(features, weight, bias, m)
+        out["multiplier"].append(float(m))
+        out["confidence"].append(float(probs.max(1).mean()))
+        out["ece"].append(ece_mce(probs, labels)[0])
+    return out

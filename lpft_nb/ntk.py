@@ -1,0 +1,256 @@
+"""The empirical NTK of f(x) = V φ(x) + b at the start of the FT stage, split as in Proposition 4.1:
+
+    Θ(x, x') = P(x, x') + F(x, x'),   P = (⟨φ₀(x), φ₀(x')⟩ + 1)·I_C,   F = V₀ Θ^φ(x, x') V₀ᵀ.
+
+F is built from the Jacobians of the C logits V₀φ(x) with respect to the feature extractor's parameters:
+C backward passes per example (the authors differentiate all d feature coordinates: d passes), with
+Gram blocks accumulated in float64 over parameter groups sized to a memory budget. Word embeddings enter
+exactly through the rows of the tokens present (an example's gradient is zero on every other row); the
+authors' 10%-sampled, rescaled estimate is available as `embeddings="sampled"`. For LoRA models the
+parameters are the LoRA matrices only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .model import LinearHeadClassifier
+from .train import Encoded
+
+EMBEDDING_MODES = ("exact", "sampled", "none")
+
+
+@dataclass
+class KernelParts:
+    """Kernels over n examples (train first, then eval): P_scalar (n, n) so that P = P_scalar ⊗ I_C,
+    F (n, C, n, C), plus the initial logits (n, C), labels (n,) and the cost of computing F."""
+
+    p_scalar: np.ndarray
+    F: np.ndarray
+    logits0: np.ndarray
+    labels: np.ndarray
+    n_train: int
+    backward_passes: int
+    parameter_groups: int
+    n_parameters: int
+
+    @property
+    def num_classes(self) -> int:
+        return self.F.shape[1]
+
+    def P(self) -> np.ndarray:
+        """P as an (n, C, n, C) array."""
+        return np.einsum("nm,cd->ncmd", self.p_scalar, np.eye(self.num_classes))
+
+
+def _single(enc: Encoded, i: int) -> dict[str, torch.Tensor]:
+    return enc.batch([i])
+
+
+def _feature_params(model: LinearHeadClassifier) -> list[tuple[str, torch.Tensor]]:
+    """The feature extractor's parameters that F differentiates: LoRA matrices for a LoRA model, else all."""
+    named = list(model.encoder.named_parameters())
+    if any("lora_" in n for n, _ in named):
+        return [(n, p) for n, p in named if "lora_" in n]
+    return named
+
+
+def _groups(sizes: list[int], max_numel: int) -> list[list[int]]:
+    """Greedy consecutive grouping of parameter indices so that each group holds ≤ max_numel entries
+    (a larger single tensor gets a group of its own)."""
+    groups, current, total = [], [], 0
+    for i, size in enumerate(sizes):
+        if current and total + size > max_numel:
+            groups.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += size
+    if current:
+        groups.append(current)
+    return groups
+
+
+@torch.no_grad()
+def initial_outputs(model: LinearHeadClassifier, enc: Encoded, idx) -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode φ₀ (n, d) and logits f₀ (n, C) of the examples `idx`, one at a time (no padding)."""
+    model.eval()
+    feats = torch.cat([model.features(**_single(enc, i)) for i in idx])
+    return feats.double().numpy(), model.head(feats).double().numpy()
+
+
+def ft_effective_kernel(model: LinearHeadClassifier, enc: Encoded, idx, n_train: int, embeddings: str = "exact",
+                        memory_gib: float = 3.0, sample_rate: float = 0.1, seed: int = 0, progress=None
+                        ) -> tuple[np.ndarray, int, int, int]:
+    """F over the examples `idx` (the first `n_train` are the training examples): (n, C, n, C) float64.
+
+    Only train×train and eval×train blocks are computed (eval×eval is left zero). Returns
+    (F, backward passes, parameter groups, parameters differentiated).
+    """
+    if embeddings not in EMBEDDING_MODES:
+        raise ValueError(f"embeddings must be one of {EMBEDDING_MODES}, got {embeddings!r}")
+    model.eval()
+    head = model.head.weight.detach()
+    C = head.shape[0]
+    n = len(idx)
+    named = _feature_params(model)
+    is_lora = any("lora_" in name for name, _ in named)
+    word_emb = model.encoder.get_input_embeddings().weight
+    use_rows = embeddings != "none" and not is_lora
+    params = [p for name, p in named if p is not word_emb]
+    remap = None
+    if use_rows:
+        ids = np.unique(np.concatenate([enc.input_ids[i] for i in idx]))
+        rows = word_emb.detach()[torch.from_numpy(ids)].clone().requires_grad_(True)
+        remap = torch.full((word_emb.shape[0],), -1, dtype=torch.long)
+        remap[torch.from_numpy(ids)] = torch.arange(len(ids))
+        params = [rows, *params]
+        if embeddings == "sampled":
+            g = torch.Generator().manual_seed(seed)
+            emb_mask = (torch.rand(rows.shape, generator=g) < sample_rate).to(rows.dtype) / math.sqrt(sample_rate)
+    sizes = [p.numel() for p in params]
+    n_rows = n * C
+    groups = _groups(sizes, max(1, int(memory_gib * 2**30 / (4 * n_rows))))
+    K = np.zeros((n_rows, n_rows))
+    passes = 0
+    for group in groups:
+        group_params = [params[j] for j in group]
+        width = sum(sizes[j] for j in group)
+        G = torch.zeros((n_rows, width), dtype=head.dtype)
+        for row, i in enumerate(idx):
+            batch = _single(enc, i)
+            if use_rows:
+                embeds = params[0][remap[batch.pop("input_ids")]]
+                phi = model.encoder(inputs_embeds=embeds, **batch).last_hidden_state[:, 0]
+            else:
+                phi = model.features(**batch)
+            logits = phi[0] @ head.T  # (C,), head fixed: F excludes the head's own parameters
+            for c in range(C):
+                grads = torch.autograd.grad(logits[c], group_params, retain_graph=c < C - 1, allow_unused=True)
+                passes += 1
+                parts = []
+                for j, grad in zip(group, grads):
+                    grad = torch.zeros_like(params[j]) if grad is None else grad
+                    if use_rows and j == 0 and embeddings == "sampled":
+                        grad = grad * emb_mask
+                    parts.append(grad.reshape(-1))
+                G[row * C + c] = torch.cat(parts)
+            if progress is not None:
+                progress.update(1)
+        for start in range(0, width, 1 << 18):  # float64 accumulation in column chunks
+            block = G[:, start:start + (1 << 18)].double()
+            K[:, : n_train * C] += (block @ block[: n_train * C].T).numpy()
+        del G
+    K[: n_train * C, n_train * C:] = K[n_train * C:, : n_train * C].T
+    return K.reshape(n, C, n, C), passes, len(groups), int(sum(sizes))
+
+
+def compute_kernels(model: LinearHeadClassifier, enc_train: Encoded, train_idx, enc_eval: Encoded, eval_idx,
+                    embeddings: str = "exact", memory_gib: float = 3.0, seed: int = 0, progress=None) -> KernelParts:
+    """P and F for `train_idx` of `enc_train` followed by `eval_idx` of `enc_eval`."""
+    merged = Encoded(input_ids=[enc_train.input_ids[i] for i in train_idx] + [enc_eval.input_ids[i] for i in eval_idx],
+                     token_type_ids=None if enc_train.token_type_ids is None else
+                     [enc_train.token_type_ids[i] for i in train_idx] + [enc_eval.token_type_ids[i] for i in eval_idx],
+                     labels=np.concatenate([enc_train.labels[train_idx], enc_eval.labels[eval_idx]]),
+                     pad_id=enc_train.pad_id)
+    order = np.arange(len(merged))
+    phi0, logits0 = initial_outputs(model, merged, order)
+    F, passes, n_groups, n_params = ft_effective_kernel(model, merged, order, len(train_idx), embeddings,
+                                                        memory_gib, seed=seed, progress=progress)
+    return KernelParts(p_scalar=phi0 @ phi0.T + 1.0, F=F, logits0=logits0, labels=merged.labels,
+                       n_train=len(train_idx), backward_passes=passes, parameter_groups=n_groups,
+                       n_parameters=n_params)
+
+
+def full_ntk_reference(model: LinearHeadClassifier, enc: Encoded, idx, lora_only: bool = False) -> np.ndarray:
+    """Θ over all parameters (or, with `lora_only`, the LoRA matrices and the head) by torch.func.jacrev.
+
+    Independent of `ft_effective_kernel`: for tests on tiny models only (it materialises every Jacobian).
+    Returns (n, C, n, C).
+    """
+    from torch.func import functional_call, jacrev
+
+    model.eval()
+    params = {k: v.detach() for k, v in model.named_parameters()
+              if not lora_only or "lora_" in k or k.startswith("head.")}
+    jacobians = []
+    for i in idx:
+        batch = _single(enc, i)
+
+        def logits(p, batch=batch):
+            return functional_call(model, p, args=(), kwargs=batch)[0]
+
+        jac = jacrev(logits)(params)
+        jacobians.append(torch.cat([j.reshape(j.shape[0], -1) for j in jac.values()], dim=1))
+    J = torch.stack(jacobians).double()  # (n, C, P)
+    return torch.einsum("ncp,mdp->ncmd", J, J).numpy()
+
+
+# ---- statistics of a kernel (paper §3.2, Tables 2 and 9) ---------------------------------------------
+def flat(K4: np.ndarray) -> np.ndarray:
+    n, C = K4.shape[:2]
+    return K4.reshape(n * C, n * C)
+
+
+def numerical_rank(K: np.ndarray, dtype=np.float32) -> int:
+    """Rank with numpy's default tolerance (σ_max · max(M, N) · eps of `dtype`)."""
+    s = np.linalg.svd(K.astype(dtype), compute_uv=False)
+    return int(np.sum(s > s.max() * max(K.shape) * np.finfo(dtype).eps))
+
+
+def normalised_spectrum(K: np.ndarray) -> np.ndarray:
+    s = np.linalg.svd(K, compute_uv=False)
+    return s / s.max()
+
+
+def residuals(logits0: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """δ = e_y − softmax(f₀), (n, C)."""
+    z = logits0 - logits0.max(1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    return np.eye(logits0.shape[1])[labels] - p
+
+
+def ft_ratio(P4: np.ndarray, F4: np.ndarray, delta: np.ndarray) -> float:
+    """Mean over training x_n of ‖Σ_m F(x_n, x_m) δ_m‖ / ‖Σ_m (P + F)(x_n, x_m) δ_m‖ (train×train blocks)."""
+    f = np.einsum("ncmd,md->nc", F4, delta)
+    total = np.einsum("ncmd,md->nc", P4 + F4, delta)
+    return float(np.mean(np.linalg.norm(f, axis=1) / np.linalg.norm(total, axis=1)))
+
+
+def block_nuclear_norms(K4: np.ndarray) -> np.ndarray:
+    """Nuclear norm of each C×C block K(x_i, x_j): (n, n)."""
+    blocks = np.transpose(K4, (0, 2, 1, 3))
+    return np.linalg.svd(blocks, compute_uv=False).sum(-1)
+
+
+def kernel_regression(K_train: np.ndarray, K_eval_train: np.ndarray, y_train: np.ndarray, y_eval: np.ndarray,
+                      num_classes: int) -> dict[str, float]:
+    """The authors' logistic kernel regression: each (example, class) row of the kernel is a sample whose
+    target is the one-hot entry; `LogisticRegressionCV(max_iter=10000, random_state=0)`.
+
+    Returns per-logit accuracies (the paper's Table 2 "Acc", chance (C−1)/C for all-zero predictions) and
+    argmax class accuracies of the same fitted scores.
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegressionCV
+
+    C = num_classes
+    targets_train = np.eye(C)[y_train].reshape(-1).astype(int)
+    targets_eval = np.eye(C)[y_eval].reshape(-1).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        solver = LogisticRegressionCV(max_iter=10000, random_state=0, l1_ratios=None, use_legacy_attributes=True,
+                                      scoring="accuracy").fit(K_train, targets_train)
+    out = {"per_logit_train": float(solver.score(K_train, targets_train)),
+           "per_logit_test": float(solver.score(K_eval_train, targets_eval))}
+    for key, K, y in (("argmax_train", K_train, y_train), ("argmax_test", K_eval_train, y_eval)):
+        scores = solver.decision_function(K).reshape(-1, C)
+        out[key] = float(np.mean(scores.argmax(1) == y))
+    return out

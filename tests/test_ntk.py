@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+
+from lpft_nb.data import load_task
+from lpft_nb.model import build_classifier, load_tokenizer
+from lpft_nb.ntk import compute_kernels, flat, ft_ratio, full_ntk_reference, kernel_regression, residuals
+from lpft_nb.train import encode
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tiny_model, data_dir):
+    task = load_task("cb", data_dir, max_train=12, max_eval=6)
+    tok = load_tokenizer(tiny_model)
+    return encode(task.train, tok, 32), encode(task.test, tok, 32)
+
+
+def _kernels(model, tiny_data, n_train=5, n_eval=3, **kw):
+    train, test = tiny_data
+    return compute_kernels(model, train, np.arange(n_train), test, np.arange(n_eval), **kw)
+
+
+def _reference(model, tiny_data, n_train=5, n_eval=3, lora_only=False):
+    from lpft_nb.ntk import Encoded
+
+    train, test = tiny_data
+    merged = Encoded([*train.input_ids[:n_train], *test.input_ids[:n_eval]],
+                     [*train.token_type_ids[:n_train], *test.token_type_ids[:n_eval]],
+                     np.concatenate([train.labels[:n_train], test.labels[:n_eval]]), train.pad_id)
+    return full_ntk_reference(model, merged, range(n_train + n_eval), lora_only=lora_only)
+
+
+def _rel(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+def _needed_blocks(K4, n_train):
+    """train×train and eval×train blocks (eval×eval is not computed)."""
+    return np.concatenate([K4[:, :, :n_train].reshape(-1), K4[:n_train, :, n_train:].reshape(-1)])
+
+
+@pytest.mark.parametrize("memory_gib", [1.0, 1e-4])  # one parameter group, and many
+def test_p_plus_f_equals_the_full_parameter_ntk(tiny_model, tiny_data, memory_gib):
+    torch.manual_seed(0)
+    model = build_classifier(tiny_model, 3, seed=3).double()
+    with torch.no_grad():  # a non-trivial head, as after LP
+        model.head.weight.mul_(20)
+        model.head.bias.normal_()
+    parts = _kernels(model, tiny_data, memory_gib=memory_gib)
+    ref = _reference(model, tiny_data)
+    ours = parts.P() + parts.F
+    assert _rel(_needed_blocks(ours, 5), _needed_blocks(ref, 5)) < 1e-6
+    if memory_gib < 1:
+        assert parts.parameter_groups > 3
+    assert parts.backward_passes == parts.parameter_groups * 8 * 3  # C passes per example per group
+
+
+def test_lora_f_is_the_kernel_over_lora_parameters(tiny_model, tiny_data):
+    model = build_classifier(tiny_model, 3, seed=4, lora=True, lora_r=4, lora_alpha=8).double()
+    with torch.no_grad():  # move B off zero so that both LoRA factors carry gradient
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.1)
+    parts = _kernels(model, tiny_data)
+    ref = _reference(model, tiny_data, lora_only=True)
+    assert _rel(_needed_blocks(parts.P() + parts.F, 5), _needed_blocks(ref, 5)) < 1e-6
+    assert parts.n_parameters == sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+
+
+def test_p_is_the_same_for_a_random_and_an_lp_head(tiny_model, tiny_data):
+    random_head = build_classifier(tiny_model, 3, seed=5).double()
+    lp_head = build_classifier(tiny_model, 3, seed=5).double()
+    with torch.no_grad():
+        lp_head.head.weight.normal_(std=2.0)
+    a, b = _kernels(random_head, tiny_data), _kernels(lp_head, tiny_data)
+    np.testing.assert_allclose(a.p_scalar, b.p_scalar, rtol=1e-12)
+    assert _rel(b.F, a.F) > 1  # F follows the head
+
+
+def test_f_scales_with_the_square_of_the_head(tiny_model, tiny_data):
+    model = build_classifier(tiny_model, 3, seed=6).double()
+    base = _kernels(model, tiny_data)
+    with torch.no_grad():
+        model.head.weight.mul_(3)
+    np.testing.assert_allclose(_kernels(model, tiny_data).F, 9 * base.F, rtol=1e-9, atol=1e-12)
+
+
+def test_sampled_embeddings_estimate_the_exact_kernel(tiny_model, tiny_data):
+    model = build_classifier(tiny_model, 3, seed=7).double()
+    exact = _kernels(model, tiny_data).F
+    none = _kernels(model, tiny_data, embeddings="none").F
+    sampled = np.mean([_kernels(model, tiny_data, embeddings="sampled", seed=s).F for s in range(4)], axis=0)
+    emb_part = exact - none
+    assert np.linalg.norm(emb_part) > 0
+    assert _rel(sampled - none, emb_part) < 0.5  # unbiased, noisy
+
+
+def test_ft_ratio_and_residuals_by_hand():
+    logits0 = np.zeros((2, 2))
+    delta = residuals(logits0, np.array([0, 1]))
+    np.testing.assert_allclose(delta, [[0.5, -0.5], [-0.5, 0.5]])
+    P = np.einsum("nm,cd->ncmd", np.eye(2), np.eye(2))
+    assert ft_ratio(P, 3 * P, delta) == pytest.approx(0.75)  # ‖3Pδ‖ / ‖4Pδ‖
+
+
+def test_kernel_regression_replicates_the_per_logit_accuracy():
+    rng = np.random.default_rng(0)
+    y = np.arange(30) % 3
+    phi = np.eye(3)[y] * 3 + rng.normal(size=(30, 3)) * 0.3
+    K4 = np.einsum("nm,cd->ncmd", phi @ phi.T + 1, np.eye(3))
+    acc = kernel_regression(flat(K4), flat(K4), y, y, 3)
+    assert 0 <= acc["per_logit_train"] <= 1 and acc["argmax_train"] > 0.9
