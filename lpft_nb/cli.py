@@ -1,4 +1,4 @@
-"""Command line: ``python -m lpft_nb {run,plan,bench,book,fork,check-html} ...``.
+"""Command line: ``python -m lpft_nb {run,plan,bench,ntk,book,fork,check-html} ...``.
 
 Every command checks its input first and exits with status 2 and one line on stderr on bad input.
 """
@@ -108,9 +108,48 @@ def cmd_plan(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.ntk:
+        from .kernel_runs import ntk_benchmark
+
+        ntk_benchmark(model=args.model, n=args.n)
+        return 0
     from .bench import run_benchmark
 
     run_benchmark(model=args.model, quick=args.quick)
+    return 0
+
+
+def ntk_summary(result) -> dict:
+    """The `ntk` command's record: ranks, Frobenius norms, FT ratio, kernel-regression accuracies, cost."""
+    stats = {k: result.statistics(k) for k in ("P", "F", "NTK")}
+    return {"dataset": result.spec.dataset, "setting": result.spec.setting, "n": int(result.parts.n_train),
+            "seed": result.spec.seed, "cache_hit": result.cache_hit,
+            "rank_P": stats["P"]["rank_fp32"], "rank_F": stats["F"]["rank_fp32"], "rank_ntk": stats["NTK"]["rank_fp32"],
+            "rank_dtype": "float32 (numpy default tolerance)",
+            "fn_P": stats["P"]["fn"], "fn_F": stats["F"]["fn"], "fn_ntk": stats["NTK"]["fn"],
+            "ft_ratio": result.ft_ratio(),
+            "acc_train": stats["NTK"]["per_logit_train"], "acc_test": stats["NTK"]["per_logit_test"],
+            "argmax_acc_train": stats["NTK"]["argmax_train"], "argmax_acc_test": stats["NTK"]["argmax_test"],
+            "seconds": result.seconds, "peak_rss_gib": result.peak_rss_gib,
+            "backward_passes": result.parts.backward_passes, "parameters": result.parts.n_parameters}
+
+
+def cmd_ntk(args) -> int:
+    from .kernel_runs import KernelSpec, get_kernels
+
+    spec = KernelSpec(dataset=args.dataset, setting=args.setting, n=args.n, seed=args.seed, model=args.model,
+                      embeddings=args.embeddings, lp_C=args.lp_C)
+    try:
+        spec.validate()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    RunConfig.from_dict({"dataset": spec.dataset, "model": spec.model, "lp_C": spec.lp_C}, source="ntk")
+    summary = ntk_summary(get_kernels(spec, progress=not args.json))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            print(f"{key:<18} {value:.6g}" if isinstance(value, float) else f"{key:<18} {value}")
     return 0
 
 
@@ -165,7 +204,20 @@ def make_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time training steps, feature extraction and LP on this machine")
     bench.add_argument("--model", default="all-MiniLM-L6-v2")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+    bench.add_argument("--ntk", action="store_true", help="benchmark the NTK (CB, N examples, length 128)")
+    bench.add_argument("--n", type=int, default=64, help="examples per kernel side for --ntk")
     bench.set_defaults(func=cmd_bench)
+
+    ntk = sub.add_parser("ntk", help="compute (or load) the NTK split P + F at the start of the FT stage")
+    ntk.add_argument("--dataset", default="cb")
+    ntk.add_argument("--setting", default="lp_ft", help="ft, lp_ft, lora or lp_lora")
+    ntk.add_argument("--n", type=int, default=64, help="training (and test) examples in the kernel")
+    ntk.add_argument("--seed", type=int, default=1)
+    ntk.add_argument("--model", default="all-MiniLM-L6-v2")
+    ntk.add_argument("--embeddings", default="exact", help="exact, sampled (the authors' 10%% estimate) or none")
+    ntk.add_argument("--lp-C", dest="lp_C", default="cv", type=lambda v: v if v == "cv" else float(v))
+    ntk.add_argument("--json", action="store_true")
+    ntk.set_defaults(func=cmd_ntk)
 
     book = sub.add_parser("book", help="execute the pages with a profile and build the HTML book")
     book.add_argument("--profile", default="default", help="smoke, default or paper")

@@ -1,0 +1,253 @@
+"""NTK at the start of the FT stage for a dataset and setting (ft, lp_ft, lora, lp_lora), cached on disk.
+
+The training and evaluation subsets are drawn once per (dataset, seed) and shared by the four settings
+(the authors' code redrew them per setting, reference-impl.md §2.4). Kernels are written atomically under
+``<cache>/ntk/`` with their subset indices, keyed by every setting and by the source of the code involved.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .bench import peak_rss_gib
+from .config import DEFAULT_MODEL, resolve_cache_dir
+from .data import load_task
+from .model import build_classifier, load_tokenizer
+from .ntk import (
+    EMBEDDING_MODES,
+    KernelParts,
+    compute_kernels,
+    flat,
+    ft_ratio,
+    kernel_regression,
+    numerical_rank,
+    residuals,
+)
+from .probe import fit_linear_probe
+from .runs import model_fingerprint, source_hash
+from .train import encode, predict
+
+SETTINGS = ("ft", "lp_ft", "lora", "lp_lora")
+# The authors' NTK script runs LoRA with its argument defaults r = 8, α = 16 (training used α = 8).
+NTK_LORA_ALPHA = 16.0
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """Everything that decides a kernel."""
+
+    dataset: str = "cb"
+    setting: str = "lp_ft"
+    n: int = 64
+    seed: int = 1
+    model: str = DEFAULT_MODEL
+    max_length: int = 128
+    max_train: int | None = None  # cap on the training split the LP head is fitted on
+    lp_C: float | str = "cv"
+    lp_binary_head: str = "paper"
+    lora_r: int = 8
+    lora_alpha: float = NTK_LORA_ALPHA
+    embeddings: str = "exact"
+    data_dir: str | None = None
+    cache_dir: str | None = None
+
+    def validate(self) -> None:
+        if self.setting not in SETTINGS:
+            raise ValueError(f"setting={self.setting!r} is unknown; valid: {', '.join(SETTINGS)}")
+        if self.embeddings not in EMBEDDING_MODES:
+            raise ValueError(f"embeddings={self.embeddings!r} is unknown; valid: {', '.join(EMBEDDING_MODES)}")
+        if self.n < 2:
+            raise ValueError(f"n={self.n} must be >= 2")
+
+    def identity(self) -> dict:
+        ident = {k: v for k, v in self.__dict__.items() if k not in ("data_dir", "cache_dir")}
+        if "lora" not in self.setting:
+            ident.pop("lora_r"), ident.pop("lora_alpha")
+        if not self.setting.startswith("lp"):
+            ident.pop("lp_C"), ident.pop("lp_binary_head"), ident.pop("max_train")
+        return ident
+
+
+def _code_hash() -> str:
+    return hashlib.sha256((source_hash() + Path(__file__).with_name("ntk.py").read_text()
+                           + Path(__file__).read_text()).encode()).hexdigest()[:16]
+
+
+def _subsets(n_train: int, n_eval: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed per (dataset, seed): sorted indices of ≤ n training and ≤ n evaluation examples."""
+    rng = np.random.default_rng(10_000 + seed)
+    return (np.sort(rng.choice(n_train, min(n, n_train), replace=False)),
+            np.sort(rng.choice(n_eval, min(n, n_eval), replace=False)))
+
+
+def build_setting_model(spec: KernelSpec, task, tokenizer):
+    """The model at the start of the FT stage: random head (ft, lora) or LP head (lp_ft, lp_lora)."""
+    model = build_classifier(spec.model, task.num_classes, spec.seed, lora="lora" in spec.setting,
+                             lora_r=spec.lora_r, lora_alpha=spec.lora_alpha, cache_dir=spec.cache_dir)
+    if spec.setting.startswith("lp"):
+        feats = predict(model, encode(task.train, tokenizer, spec.max_length), 32)[1]
+        probe = fit_linear_probe(feats, task.train.labels, task.num_classes, C=spec.lp_C,
+                                 binary_head=spec.lp_binary_head, seed=spec.seed)
+        with torch.no_grad():
+            model.head.weight.copy_(torch.from_numpy(probe.weight).float())
+            model.head.bias.copy_(torch.from_numpy(probe.bias).float())
+    return model.eval()
+
+
+@dataclass
+class KernelResult:
+    spec: KernelSpec
+    parts: KernelParts
+    train_idx: np.ndarray
+    eval_idx: np.ndarray
+    seconds: float
+    peak_rss_gib: float
+    cache_hit: bool
+    path: Path
+
+    @property
+    def C(self) -> int:
+        return self.parts.num_classes
+
+    def blocks(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+        """(train×train, eval×train) flattened kernels of 'P', 'F' or 'NTK'."""
+        K4 = {"P": self.parts.P(), "F": self.parts.F, "NTK": self.parts.P() + self.parts.F}[which]
+        n = self.parts.n_train
+        return flat(K4[:n, :, :n]), K4[n:, :, :n].reshape(-1, n * self.C)
+
+    def statistics(self, which: str) -> dict:
+        """Rank (float32 and float64 tolerance), Frobenius norm and kernel-regression accuracies."""
+        K, K_et = self.blocks(which)
+        n, y = self.parts.n_train, self.parts.labels
+        acc = kernel_regression(K, K_et, y[:n], y[n:], self.C)
+        return {"rank_fp32": numerical_rank(K, np.float32), "rank_fp64": numerical_rank(K, np.float64),
+                "fn": float(np.linalg.norm(K)), **acc}
+
+    def ft_ratio(self) -> float:
+        n = self.parts.n_train
+        delta = residuals(self.parts.logits0[:n], self.parts.labels[:n])
+        return ft_ratio(self.parts.P()[:n, :, :n], self.parts.F[:n, :, :n], delta)
+
+    def authors_backward_passes(self, hidden: int, layers: int) -> int:
+        """Backward passes of the authors' method for the same kernels (d per example per parameter group)."""
+        n_train, n_eval = self.parts.n_train, len(self.parts.labels) - self.parts.n_train
+        if "lora" in self.spec.setting:
+            return hidden * layers * (n_train + n_eval)
+        return hidden * (n_train * (2 + 2 * layers) + n_eval * (2 + 3 * layers))
+
+
+def get_kernels(spec: KernelSpec, progress: bool = False, refresh: bool = False) -> KernelResult:
+    """Compute (or load) the kernels for `spec` on its training subset and test subset."""
+    spec.validate()
+    task = load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
+    key_payload = {"spec": spec.identity(), "data": task.fingerprint(), "code": _code_hash(),
+                   "model": model_fingerprint(spec.model, spec.cache_dir)}
+    key = hashlib.sha256(json.dumps(key_payload, sort_keys=True).encode()).hexdigest()[:20]
+    root = resolve_cache_dir(spec.cache_dir) / "ntk"
+    path = root / f"{spec.dataset}-{spec.setting}-n{spec.n}-s{spec.seed}-{key}.npz"
+    if path.is_file() and not refresh:
+        try:
+            with np.load(path) as z:
+                parts = KernelParts(z["p_scalar"], z["F"], z["logits0"], z["labels"], int(z["n_train"]),
+                                    int(z["backward_passes"]), int(z["parameter_groups"]), int(z["n_parameters"]))
+                return KernelResult(spec, parts, z["train_idx"], z["eval_idx"], float(z["seconds"]),
+                                    float(z["peak_rss_gib"]), True, path)
+        except Exception:
+            path.unlink(missing_ok=True)  # unreadable: recompute, never serve
+    start = time.perf_counter()
+    tokenizer = load_tokenizer(spec.model, spec.cache_dir)
+    model = build_setting_model(spec, task, tokenizer)
+    enc_train, enc_test = encode(task.train, tokenizer, spec.max_length), encode(task.test, tokenizer, spec.max_length)
+    train_idx, eval_idx = _subsets(len(enc_train), len(enc_test), spec.n, spec.seed)
+    from tqdm import tqdm
+
+    bar = tqdm(desc=f"NTK {spec.dataset}/{spec.setting}", disable=not progress, leave=False)
+    parts = compute_kernels(model, enc_train, train_idx, enc_test, eval_idx, embeddings=spec.embeddings,
+                            seed=spec.seed, progress=bar)
+    bar.close()
+    seconds, rss = time.perf_counter() - start, peak_rss_gib()
+    root.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, p_scalar=parts.p_scalar, F=parts.F, logits0=parts.logits0, labels=parts.labels,
+                 n_train=parts.n_train, backward_passes=parts.backward_passes,
+                 parameter_groups=parts.parameter_groups, n_parameters=parts.n_parameters,
+                 train_idx=train_idx, eval_idx=eval_idx, seconds=seconds, peak_rss_gib=rss)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return KernelResult(spec, parts, train_idx, eval_idx, seconds, rss, False, path)
+
+
+def linearization_check(spec: KernelSpec, result: KernelResult, target_change: float = 0.05) -> dict:
+    """Eq. (1) in action: one full-batch gradient step on the training subset (eval mode, plain SGD);
+    the logit change of the evaluation examples predicted by the kernel against the one measured.
+
+    The step size is chosen so that the largest predicted change is `target_change` logits.
+    Returns {"predicted": (n_eval, C), "measured": (n_eval, C), "lr": η, "relative_error": ‖m − p‖/‖p‖}.
+    """
+    task = load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
+    tokenizer = load_tokenizer(spec.model, spec.cache_dir)
+    model = build_setting_model(spec, task, tokenizer)
+    enc_train, enc_test = encode(task.train, tokenizer, spec.max_length), encode(task.test, tokenizer, spec.max_length)
+    n = result.parts.n_train
+    K = result.parts.P() + result.parts.F
+    delta = residuals(result.parts.logits0[:n], result.parts.labels[:n])
+    unit = np.einsum("ncmd,md->nc", K[n:, :, :n], delta) / n  # Δf per unit learning rate
+    lr = target_change / np.abs(unit).max()
+    stepped = copy.deepcopy(model)
+    params = [p for name, p in stepped.named_parameters() if p.requires_grad]
+    for param in params:
+        param.grad = None
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
+    for i in result.train_idx:
+        batch = enc_train.batch([i])
+        loss = loss_fn(stepped(**batch), torch.from_numpy(enc_train.labels[[i]])) / n
+        loss.backward()
+    with torch.no_grad():
+        for param in params:
+            if param.grad is not None:
+                param -= lr * param.grad
+    with torch.no_grad():
+        before = torch.cat([model(**enc_test.batch([i])) for i in result.eval_idx]).double().numpy()
+        after = torch.cat([stepped(**enc_test.batch([i])) for i in result.eval_idx]).double().numpy()
+    measured, predicted = after - before, lr * unit
+    return {"predicted": predicted, "measured": measured, "lr": float(lr),
+            "relative_error": float(np.linalg.norm(measured - predicted) / np.linalg.norm(predicted))}
+
+
+def ntk_benchmark(model: str = DEFAULT_MODEL, n: int = 64, dataset: str = "cb") -> dict:
+    """Time and memory of the exact kernels for FT and LoRA on `dataset`, fresh (no cache); prints a table."""
+    import tempfile as _tempfile
+
+    rows = {}
+    with _tempfile.TemporaryDirectory() as cache:
+        for setting in ("lp_ft", "lora"):
+            result = get_kernels(KernelSpec(dataset=dataset, setting=setting, n=n, model=model, cache_dir=cache))
+            enc = build_classifier(model, 3, 0).encoder.config
+            rows[setting] = {"seconds": result.seconds, "peak_rss_gib": result.peak_rss_gib,
+                             "backward_passes": result.parts.backward_passes,
+                             "authors_backward_passes": result.authors_backward_passes(enc.hidden_size,
+                                                                                       enc.num_hidden_layers),
+                             "parameter_groups": result.parts.parameter_groups,
+                             "parameters": result.parts.n_parameters}
+    print(f"NTK benchmark: {model}, {dataset}, N = {n} train + {n} test examples, length ≤ 128, "
+          f"{torch.get_num_threads()} threads")
+    print(f"{'setting':<8} {'seconds':>8} {'peak RSS GiB':>13} {'params':>10} {'groups':>7} "
+          f"{'backward passes':>16} {'authors method':>15}")
+    for setting, r in rows.items():
+        print(f"{setting:<8} {r['seconds']:8.1f} {r['peak_rss_gib']:13.2f} {r['parameters']:10d} "
+              f"{r['parameter_groups']:7d} {r['backward_passes']:16d} {r['authors_backward_passes']:15d}")
+    return rows
