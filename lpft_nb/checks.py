@@ -176,3 +176,59 @@ def calibration_claims(study: Study, page: str = "calibration") -> list[Claim]:
                 claim.status, claim.why = "holds", "comparable: " + claim.why
             out.append(claim)
     return out
+
+
+def ntk_claims(results: dict, dataset: str, page: str = "ntk") -> list[Claim]:
+    """K1–K5 from kernels keyed by label, each a `KernelResult` (settings ft, lora, lp_ft, lp_lora)."""
+    from .ntk import normalised_spectrum
+    from .paper import TABLE2_9_KERNELS
+
+    paper = TABLE2_9_KERNELS.get(dataset, {})
+    by_setting: dict[str, list] = {}
+    for label, r in results.items():
+        by_setting.setdefault(r.spec.setting, []).append((label, r))
+    out: list[Claim] = []
+    tag = dataset.upper()
+    first = next(iter(results.values()))
+    n = first.parts.n_train
+    p_ref = first.parts.p_scalar[:n, :n]
+    worst = max(np.abs(r.parts.p_scalar[:n, :n] - p_ref).max() / np.abs(p_ref).max() for r in results.values())
+    out.append(Claim("K1", page, f"{tag}: P is identical under every setting (relative tolerance 1e-5)", "identical",
+                     f"largest relative difference {worst:.1e}", "holds" if worst < 1e-5 else "does not hold",
+                     "P depends only on the pre-trained features"))
+    if "ft" in by_setting and "lp_ft" in by_setting:
+        ft = by_setting["ft"][0][1]
+        for label, lpft in by_setting["lp_ft"]:
+            r_lp, r_ft = lpft.ft_ratio(), ft.ft_ratio()
+            out.append(Claim("K2", page, f"{tag}: FT ratio of {label} ≈ 1 (≥ 0.9)",
+                             f"{paper.get(('lp_ft', 'F'), (0, 0, 0, 0, '–'))[4]}", f"{r_lp:.4f}",
+                             "holds" if r_lp >= 0.9 else "does not hold",
+                             "F dominates the NTK" if r_lp >= 0.9 else "P still carries a large share of the update"))
+            out.append(compare("K2", page, f"{tag}: FT ratio of {label} > of FT",
+                               f"{paper.get(('lp_ft', 'F'), (0,) * 5)[4]} vs {paper.get(('ft', 'F'), (0,) * 5)[4]}",
+                               [r_lp], [r_ft], a_name=label, b_name="FT"))
+            fn_lp, fn_ft = lpft.statistics("F")["fn"], ft.statistics("F")["fn"]
+            out.append(compare("K3", page, f"{tag}: FN(F) under {label} ≫ (≥ 10 ×) under FT",
+                               f"{paper.get(('lp_ft', 'F'), (0, 0))[1]:.3g} vs {paper.get(('ft', 'F'), (0, 0))[1]:.3g}",
+                               [fn_lp], [fn_ft], factor=10, a_name=label, b_name="FT"))
+    if "ft" in by_setting and "lora" in by_setting:
+        ft, lora = by_setting["ft"][0][1], by_setting["lora"][0][1]
+        out.append(compare("K2", page, f"{tag}: FT ratio of FT > of LoRA",
+                           f"{paper.get(('ft', 'F'), (0,) * 5)[4]} vs {paper.get(('lora', 'F'), (0,) * 5)[4]}",
+                           [ft.ft_ratio()], [lora.ft_ratio()], a_name="FT", b_name="LoRA"))
+        s_ft, s_lora = normalised_spectrum(ft.blocks("F")[0]), normalised_spectrum(lora.blocks("F")[0])
+        keep = (s_ft > 1e-6) & (s_lora > 1e-6)
+        gap = float(np.mean(np.abs(np.log10(s_ft[keep]) - np.log10(s_lora[keep])))) if keep.any() else np.inf
+        out.append(Claim("K5", page, f"{tag}: normalised spectra of F under LoRA and FT match "
+                         "(mean |Δ log10| < 0.3 where both > 1e-6)", "nearly coincide (Fig. 2)",
+                         f"mean |Δ log10 σ| = {gap:.2f} over {int(keep.sum())} values",
+                         "holds" if gap < 0.3 else "does not hold", "shape of the spectrum, not its scale"))
+    rank_p = first.statistics("P")["rank_fp32"]
+    rank_f = max(r.statistics("F")["rank_fp32"] for r in results.values())
+    size = n * first.C
+    out.append(Claim("K4", page, f"{tag}: Pre-train E has low rank (< 1/4 of its size) and below FT E's",
+                     f"{paper.get(('pretrained', 'P'), ('–',))[0]} of {250 * first.C}",
+                     f"rank(P) = {rank_p} of {size}; largest rank(F) = {rank_f}",
+                     "holds" if rank_p < size / 4 and rank_p < rank_f else "does not hold",
+                     "float32 numerical rank, numpy's default tolerance"))
+    return out

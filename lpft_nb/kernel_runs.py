@@ -251,3 +251,71 @@ def ntk_benchmark(model: str = DEFAULT_MODEL, n: int = 64, dataset: str = "cb") 
         print(f"{setting:<8} {r['seconds']:8.1f} {r['peak_rss_gib']:13.2f} {r['parameters']:10d} "
               f"{r['parameter_groups']:7d} {r['backward_passes']:16d} {r['authors_backward_passes']:15d}")
     return rows
+
+
+def kernel_table(results: dict, dataset: str):
+    """Paper Tables 2 / 9 for one dataset: rank, Frobenius norm, kernel-regression accuracy and FT ratio.
+
+    `results` maps a label (e.g. "LP-FT (C = 100)") to a `KernelResult`; the first one supplies Pre-train E.
+    Accuracies are in %: the paper's per-logit accuracy, and the argmax class accuracy of the same fit.
+    """
+    import pandas as pd
+
+    from .paper import TABLE2_9_KERNELS
+
+    paper = TABLE2_9_KERNELS.get(dataset, {})
+    rows = []
+
+    def row(label, kernel, result, which, paper_key, ratio=None):
+        st = result.statistics(which)
+        ref = paper.get(paper_key)
+        rows.append({"method": label, "kernel": kernel, "rank (fp32 tol.)": st["rank_fp32"],
+                     "rank (fp64 tol.)": st["rank_fp64"], "FN": f"{st['fn']:.3g}",
+                     "acc train/test (per-logit)": f"{100 * st['per_logit_train']:.2f} / {100 * st['per_logit_test']:.2f}",
+                     "acc train/test (argmax)": f"{100 * st['argmax_train']:.2f} / {100 * st['argmax_test']:.2f}",
+                     "FT ratio": "" if ratio is None else f"{ratio:.4f}",
+                     "paper rank": ref[0] if ref else None, "paper FN": f"{ref[1]:.3g}" if ref else None,
+                     "paper acc (per-logit)": f"{ref[2]:.2f} / {ref[3]:.2f}" if ref else None,
+                     "paper FT ratio": "" if not ref or ref[4] is None else f"{ref[4]:.4f}"})
+
+    first = next(iter(results.values()))
+    row("–", "Pre-train E", first, "P", ("pretrained", "P"))
+    for label, result in results.items():
+        setting = result.spec.setting
+        row(label, "FT E", result, "F", (setting, "F"), result.ft_ratio())
+        row(label, "NTK", result, "NTK", (setting, "NTK"))
+    return pd.DataFrame(rows).set_index(["method", "kernel"])
+
+
+def setting_label(spec: KernelSpec) -> str:
+    from .paper import METHOD_LABELS
+    from .study import lp_label
+
+    return METHOD_LABELS[spec.setting] + (f" ({lp_label(spec.lp_C)})" if spec.setting.startswith("lp") else "")
+
+
+def kernel_grid(dataset: str, settings, lp_Cs, **spec_kwargs) -> dict:
+    """Kernels for each setting (LP-headed settings once per LP regularisation), keyed by `setting_label`.
+
+    Prints one line per kernel: computed or from the cache, backward passes and peak memory.
+    """
+    results = {}
+    for setting in settings:
+        for lp_C in (lp_Cs if setting.startswith("lp") else lp_Cs[:1]):
+            spec = KernelSpec(dataset=dataset, setting=setting, lp_C=lp_C, **spec_kwargs)
+            result = get_kernels(spec)
+            results[setting_label(spec)] = result
+            source = "cache" if result.cache_hit else f"computed in {result.seconds:.0f} s"
+            print(f"{dataset} {setting_label(spec):<22} {source}; {result.parts.backward_passes} backward passes, "
+                  f"peak RSS {result.peak_rss_gib:.1f} GiB", flush=True)
+    return results
+
+
+def linearization_checks(results: dict, lp_C, target_change: float = 0.05) -> dict:
+    """`linearization_check` for FT and for LP-FT with the given LP regularisation, keyed by setting."""
+    out = {}
+    for result in results.values():
+        setting = result.spec.setting
+        if setting == "ft" or (setting == "lp_ft" and result.spec.lp_C == lp_C):
+            out[setting] = linearization_check(result.spec, result, target_change)
+    return out

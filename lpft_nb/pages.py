@@ -22,6 +22,8 @@ PROFILES = ("smoke", "default", "paper")
 LIST_SETTINGS = {"datasets": "dataset", "methods": "method", "seeds": "seed", "lp_Cs": "lp_C",
                  "head_scales": "head_scale"}
 RUN_KEYS = set(RunConfig.__dataclass_fields__)
+# Page parameters whose elements must come from a fixed set (other than run settings).
+CHOICES = {"settings": ("ft", "lp_ft", "lora", "lp_lora")}
 
 
 class ParamError(ConfigError):
@@ -72,6 +74,10 @@ def _check_run_value(key: str, value: Any, source: str) -> None:
 
 
 def _check_run_setting(key: str, value: Any, source: str) -> None:
+    if key in CHOICES:
+        bad = [v for v in value if v not in CHOICES[key]]
+        if bad or not value:
+            raise ParamError(f"{source}: {bad or 'empty list'} not allowed; valid: {', '.join(CHOICES[key])}")
     if key in RUN_KEYS:
         RunConfig.from_dict({key: coerce(key, value, source)}, source=source)
     elif key in LIST_SETTINGS:

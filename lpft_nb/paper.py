@@ -69,6 +69,22 @@ TABLE14_CALIBRATION = {
     },
 }
 
+# Tables 2 (CB) and 9 (RTE): kernel statistics. (rank, FN, per-logit acc train, acc test, FT ratio or None)
+TABLE2_9_KERNELS = {
+    "cb": {("pretrained", "P"): (18, 51.0e3, 87.11, 79.17, None),
+           ("ft", "F"): (608, 13.9e3, 84.74, 79.76, 0.1987), ("ft", "NTK"): (210, 64.9e3, 84.74, 79.76, None),
+           ("lora", "F"): (500, 22.6, 86.22, 79.17, 0.0004), ("lora", "NTK"): (20, 51.0e3, 92.15, 84.52, None),
+           ("lp_ft", "F"): (344, 7250e3, 100.00, 86.31, 1.0000), ("lp_ft", "NTK"): (344, 7280e3, 100.00, 86.31, None),
+           ("lp_lora", "F"): (307, 15.1e3, 94.96, 85.71, 1.0137),
+           ("lp_lora", "NTK"): (188, 62.6e3, 95.11, 85.71, None)},
+    "rte": {("pretrained", "P"): (28, 4.70e4, 66.40, 51.20, None),
+            ("ft", "F"): (488, 1.29e4, 96.60, 53.40, 0.2148), ("ft", "NTK"): (191, 5.98e4, 97.60, 53.00, None),
+            ("lora", "F"): (432, 2.51e1, 70.80, 54.60, 0.0005), ("lora", "NTK"): (30, 4.70e4, 59.60, 54.80, None),
+            ("lp_ft", "F"): (250, 3.80e6, 100.00, 51.20, 0.9918), ("lp_ft", "NTK"): (251, 3.84e6, 100.00, 51.20, None),
+            ("lp_lora", "F"): (243, 7.60e3, 84.80, 51.20, 0.1942),
+            ("lp_lora", "NTK"): (103, 5.26e4, 88.00, 51.20, None)},
+}
+
 # Mean pairwise cosine of RoBERTa-base <s> features on the test sets (Table 1, "Pre-trained" CS).
 ROBERTA_FEATURE_COSINE = {"cb": 0.997, "rte": 0.996}
 

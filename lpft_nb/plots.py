@@ -237,3 +237,78 @@ def head_multiplier_figure(curve: dict, temperature: float, title: str) -> plt.F
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def spectra_figure(results: dict, dataset: str) -> plt.Figure:
+    """Figs. 2 / 7: singular values of each kernel divided by its largest, Pre-train E and FT E per setting."""
+    from .ntk import normalised_spectrum
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    first = next(iter(results.values()))
+    p_train = first.blocks("P")[0]
+    ax.semilogy(normalised_spectrum(p_train), color=COLORS["pretrained"], lw=2, label="Pre-train E (P, all settings)")
+    for label, result in results.items():
+        setting = result.spec.setting
+        weak = setting.startswith("lp") and result.spec.lp_C != "cv"
+        ax.semilogy(normalised_spectrum(result.blocks("F")[0]), color=COLORS[setting],
+                    ls=(":" if weak else "--") if "lora" in setting else ("-." if weak else "-"),
+                    label=f"FT E (F) under {label}")
+    ax.set_xlabel("index of singular value (train × train kernel)")
+    ax.set_ylabel("singular value / largest singular value")
+    ax.set_ylim(1e-8, 1.5)
+    ax.set_title(f"{dataset.upper()}: P decays fast (low rank); FT and LoRA share F's shape")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap_figure(results: dict, dataset: str, class_names) -> plt.Figure:
+    """Figs. 8 / 9: nuclear norm of each C×C block, training samples grouped by class (log colour scale)."""
+    from matplotlib.colors import LogNorm
+
+    from .ntk import block_nuclear_norms
+
+    first = next(iter(results.values()))
+    n = first.parts.n_train
+    labels = first.parts.labels[:n]
+    order = np.argsort(labels, kind="stable")
+    panels = [("Pre-train E (P)", first.parts.P()[:n, :, :n])]
+    panels += [(f"FT E under {label}", r.parts.F[:n, :, :n]) for label, r in results.items()]
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    bounds = np.cumsum(np.bincount(labels, minlength=len(class_names)))[:-1] - 0.5
+    for ax, (title, K4) in zip(axes.ravel(), panels):
+        norms = block_nuclear_norms(K4)[np.ix_(order, order)]
+        positive = norms[norms > 0]
+        image = ax.imshow(norms, cmap="viridis", norm=LogNorm(vmin=positive.min(), vmax=positive.max()))
+        for b in bounds:
+            ax.axhline(b, color="w", lw=0.8)
+            ax.axvline(b, color="w", lw=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("training sample (grouped by class)")
+        ax.set_ylabel("training sample")
+        fig.colorbar(image, ax=ax, fraction=0.046, label="nuclear norm of block")
+    fig.suptitle(f"{dataset.upper()}: classes {', '.join(class_names)} in order; white lines separate them")
+    fig.tight_layout()
+    return fig
+
+
+def linearization_figure(checks: dict, dataset: str) -> plt.Figure:
+    """Eq. (1) in action: predicted against measured logit change after one small gradient step."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    lim = 0.0
+    for setting, c in checks.items():
+        p, m = c["predicted"].ravel(), c["measured"].ravel()
+        ax.scatter(p, m, s=12, color=COLORS[setting], alpha=0.7,
+                   label=f"{METHOD_LABELS[setting]} (η = {c['lr']:.2g}; rel. error {c['relative_error']:.2f})")
+        lim = max(lim, np.abs(p).max(), np.abs(m).max())
+    ax.plot([-lim, lim], [-lim, lim], "k--", lw=1, label="measured = predicted")
+    ax.set_xlabel("logit change predicted by η/N Σ_i Θ(x, x_i) δ_i")
+    ax.set_ylabel("logit change measured after the step")
+    ax.set_title(f"{dataset.upper()} test examples: one full-batch gradient step")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
