@@ -24,6 +24,13 @@ from .pages import BOOK_DIR, PARAMS_DIR, PROFILES, ROOT, ParamError, check_profi
 
 BUILD_DIR = ROOT / "_build"
 EXPLORATIONS = "Explorations"
+EXECUTED_ENV = "LPFT_EXECUTED_DIR"
+GATHERING_PAGES = ("claims",)  # pages that read the others' executed notebooks: executed last
+
+
+def executed_dir(default_profile: str = "default") -> Path:
+    """The folder of this build's executed notebooks (set by the build; else the default profile's)."""
+    return Path(os.environ.get(EXECUTED_ENV, BUILD_DIR / "executed" / default_profile))
 
 
 @dataclass
@@ -74,6 +81,7 @@ def execute_page(page: str, profile: str, out_dir: Path, book_dir: Path = BOOK_D
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     jupytext.write(nb, str(source), fmt="ipynb")
     env_backend = os.environ.pop("MPLBACKEND", None)  # Agg would hide the figures
+    os.environ[EXECUTED_ENV] = str(out_dir.resolve())  # where the `claims` page finds the other pages
     try:
         with open(out_dir / f"{page}.log", "w") as log:
             papermill.execute_notebook(str(source), str(target), parameters=params, kernel_name="python3",
@@ -135,6 +143,7 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
         raise ParamError(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(all_pages)}")
     for page in selected:  # every parameter file is checked before anything runs
         check_profile(page, profile)
+    selected = [p for p in selected if p not in GATHERING_PAGES] + [p for p in selected if p in GATHERING_PAGES]
     executed = BUILD_DIR / "executed" / profile
     total_start = time.perf_counter()
     results = []

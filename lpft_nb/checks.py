@@ -43,7 +43,7 @@ def dynamics_claims(study: Study, page: str = "dynamics") -> list[Claim]:
                                f"{TABLE13_HEAD_NORM[dataset]['lora']} vs {TABLE13_HEAD_NORM[dataset]['pretrained']}",
                                study.values(dataset, "lora", "head_norm_final"),
                                study.values(dataset, "lora", "head_norm_init"), a_name="final", b_name="init"))
-    return out
+    return out + accuracy_claims(study, page)
 
 
 
@@ -231,4 +231,85 @@ def ntk_claims(results: dict, dataset: str, page: str = "ntk") -> list[Claim]:
                      f"rank(P) = {rank_p} of {size}; largest rank(F) = {rank_f}",
                      "holds" if rank_p < size / 4 and rank_p < rank_f else "does not hold",
                      "float32 numerical rank, numpy's default tolerance"))
+    return out
+
+
+def lora_claims(study: Study, kernels: dict, scales: dict, page: str = "lora") -> list[Claim]:
+    """LoRA page: M3 (LP-LoRA changes features less than LoRA), P^LoRA = P^FT, K5 (matching spectra),
+    and Prop. 4.4's scale (fitted within a factor 2 of σ² r (α/r)²). `kernels[dataset]` maps labels to
+    KernelResults; `scales[dataset]` is a list of `lora_kernel_scale` dicts."""
+    out = [c for c in norms_claims(study, page) if c.id == "M3" and "LoRA" in c.statement]
+    for dataset, results in kernels.items():
+        out += [c for c in ntk_claims(results, dataset, page) if c.id in ("K1", "K5")]
+        for s in scales.get(dataset, []):
+            ratio = s["fitted"] / s["predicted"]
+            out.append(Claim("K5", page, f"{dataset.upper()}: F^LoRA ≈ σ²r(α/r)² F^FT over query/value "
+                             f"(r = {s['r']}, α = {s['alpha']:g}; fitted within ×2 of predicted)",
+                             "σ²r (Prop. 4.4, linear model)",
+                             f"fitted {s['fitted']:.3g}, predicted {s['predicted']:.3g} (ratio {ratio:.2f}); "
+                             f"residual {s['relative_residual']:.2f}",
+                             "holds" if 0.5 <= ratio <= 2 else "does not hold",
+                             "Johnson–Lindenstrauss: ⟨Ah, Ah'⟩ ≈ σ² r ⟨h, h'⟩ for r-dim random A"))
+    return out
+
+
+def accuracy_compare(claim_id: str, page: str, statement: str, paper: str, study: Study, dataset: str,
+                     a_method: str, b_method: str, metric: str = "test.accuracy", lp_C="cv") -> Claim:
+    """mean acc(a) > mean acc(b)? Noise: seed spread and the binomial standard error of each accuracy."""
+    a = study.values(dataset, a_method, metric, lp_C)
+    b = study.values(dataset, b_method, metric, lp_C)
+    n = study.values(dataset, a_method, metric.rsplit(".", 1)[0] + ".n", lp_C)[0]
+    se = [np.sqrt(v.mean() * (1 - v.mean()) / n) for v in (a, b)]
+    spread = [v.std(ddof=1) if len(v) > 1 else 0.0 for v in (a, b)]
+    noise = float(np.sqrt(np.sum(np.square(se + spread))))
+    return compare(claim_id, page, statement, paper, 100 * a, 100 * b, a_name=METHOD_LABELS[a_method],
+                   b_name=METHOD_LABELS[b_method], noise=100 * noise)
+
+
+def accuracy_claims(study: Study, page: str) -> list[Claim]:
+    """A1: LP-FT ≥ FT in test accuracy (the paper's LP recipe, first LP regularisation)."""
+    from .paper import TABLE8_ACCURACY
+
+    out = []
+    for dataset in study.datasets:
+        if {"ft", "lp_ft"} <= set(study.methods) and dataset in TABLE8_ACCURACY:
+            p = TABLE8_ACCURACY[dataset]
+            out.append(accuracy_compare("A1", page, f"{dataset.upper()}: test accuracy LP-FT > FT "
+                                        f"(LP {lp_label(study.lp_Cs[0])})", f"{p['lp_ft'][0]} vs {p['ft'][0]}",
+                                        study, dataset, "lp_ft", "ft", lp_C=study.lp_Cs[0]))
+    return out
+
+
+def boss_claims(study: Study, page: str = "boss_ood") -> list[Claim]:
+    """A2 (ID and OOD accuracy, the SemEval caveat), M3 on every BOSS set, X1 (FDR on DynaSent and Amazon)."""
+    from .data import OOD_SETS
+    from .paper import TABLE10_BOSS, TABLE11_BOSS
+    from .study import feature_stats
+
+    out: list[Claim] = []
+    lp_C = study.lp_Cs[0]
+    if not {"ft", "lp_ft"} <= set(study.methods):
+        return [not_run("A2", page, "BOSS accuracy LP-FT vs FT", "Table 10", "needs ft and lp_ft")]
+    sets = ["test", *OOD_SETS["amazon"]]
+    names = {"test": "amazon"}
+    for split in sets:
+        name = names.get(split, split)
+        metric = "test.accuracy" if split == "test" else f"ood.{split}.accuracy"
+        p = f"{TABLE10_BOSS['lp_ft'][name][0]} vs {TABLE10_BOSS['ft'][name][0]}"
+        if name == "semeval":  # the paper's own caveat: not an LP-FT win
+            out.append(accuracy_compare("A2", page, "SemEval (OOD): FT ≥ LP-FT, the paper's caveat", p, study,
+                                        "amazon", "ft", "lp_ft", metric, lp_C))
+        else:
+            out.append(accuracy_compare("A2", page, f"{name} ({'ID' if split == 'test' else 'OOD'}): accuracy LP-FT > FT",
+                                        p, study, "amazon", "lp_ft", "ft", metric, lp_C))
+        diff = {m: study.values("amazon", m, lambda r, s=split: feature_stats(r, s)["Diff"], lp_C) for m in ("ft", "lp_ft")}
+        out.append(compare("M3", page, f"{name}: Diff(F) FT > LP-FT",
+                           f"{TABLE11_BOSS[name]['ft'][1]} vs {TABLE11_BOSS[name]['lp_ft'][1]}", diff["ft"], diff["lp_ft"],
+                           a_name="FT", b_name="LP-FT"))
+    fdr = {(m, s): np.log10(study.values("amazon", m, lambda r, s=s: feature_stats(r, s)["FDR"], lp_C))
+           for m in ("ft", "lp_ft") for s in ("test", "dynasent")}
+    out.append(compare("X1", page, "DynaSent (OOD): FDR(F) LP-FT > FT (log10)", "2.20 vs 2.03",
+                       fdr[("lp_ft", "dynasent")], fdr[("ft", "dynasent")], a_name="LP-FT", b_name="FT"))
+    out.append(compare("X1", page, "Amazon (ID): FDR(F) FT > LP-FT (log10)", "3.74 vs 3.00",
+                       fdr[("ft", "test")], fdr[("lp_ft", "test")], a_name="FT", b_name="LP-FT"))
     return out

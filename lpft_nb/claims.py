@@ -122,3 +122,44 @@ def claims_from_notebook(path) -> list[dict]:
             if CLAIMS_MIME in data:
                 found.extend(data[CLAIMS_MIME])
     return found
+
+
+def gather_table(executed_dir, pages: list[str], checklist: dict[str, str], not_runnable: dict[str, str]):
+    """All claim records of the executed `pages` (in order), plus a `not run` row for every checklist id
+    that no page checked. Returns (DataFrame, counts by status)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    records = []
+    for page in pages:
+        path = Path(executed_dir) / f"{page}.ipynb"
+        if path.is_file():
+            records += claims_from_notebook(path)
+        else:
+            records.append(asdict(not_run("–", page, f"the page {page!r} was not executed in this build", "–",
+                                          f"no executed notebook at {path}")))
+    checked = {r["id"] for r in records}
+    for claim_id, statement in checklist.items():
+        if claim_id not in checked:
+            why = not_runnable.get(claim_id, "no page of this book checks it yet")
+            records.append(asdict(not_run(claim_id, "–", statement, "–", why)))
+    order = {cid: i for i, cid in enumerate(checklist)}
+    records.sort(key=lambda r: order.get(r["id"], len(order)))
+    counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
+    return pd.DataFrame(records), counts
+
+
+def claims_page_html(table, checklist: dict[str, str]) -> str:
+    """The gathered claims as one HTML table: id and the paper's claim, the page (linked), our check."""
+    rows = []
+    for _, r in table.iterrows():
+        page = r["page"]
+        link = f'<a href="{html.escape(page)}.html">{html.escape(page)}</a>' if page not in ("–", "") else "–"
+        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in (
+            html.escape(r["id"]), html.escape(checklist.get(r["id"], "")), link, html.escape(r["statement"]),
+            html.escape(str(r["paper"])), html.escape(str(r["ours"])))) +
+            f'<td style="color:{_COLOURS[r["status"]]};font-weight:bold">{r["status"]}</td>'
+            f"<td>{html.escape(str(r['why']))}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("id", "paper's claim", "page", "check", "paper", "ours", "status", "why"))
+    return f'<table class="lpft-claims"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

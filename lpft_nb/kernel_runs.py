@@ -25,6 +25,7 @@ from .data import load_task
 from .model import build_classifier, load_tokenizer
 from .ntk import (
     EMBEDDING_MODES,
+    PARAM_SUBSETS,
     KernelParts,
     compute_kernels,
     flat,
@@ -58,6 +59,7 @@ class KernelSpec:
     lora_r: int = 8
     lora_alpha: float = NTK_LORA_ALPHA
     embeddings: str = "exact"
+    params: str = "all"  # "all", or "query_value": F over the attention query/value weights only (FT settings)
     data_dir: str | None = None
     cache_dir: str | None = None
 
@@ -68,6 +70,8 @@ class KernelSpec:
             raise ValueError(f"embeddings={self.embeddings!r} is unknown; valid: {', '.join(EMBEDDING_MODES)}")
         if self.n < 2:
             raise ValueError(f"n={self.n} must be >= 2")
+        if self.params not in PARAM_SUBSETS:
+            raise ValueError(f"params={self.params!r} is unknown; valid: {', '.join(PARAM_SUBSETS)}")
 
     def identity(self) -> dict:
         ident = {k: v for k, v in self.__dict__.items() if k not in ("data_dir", "cache_dir")}
@@ -154,7 +158,7 @@ def get_kernels(spec: KernelSpec, progress: bool = False, refresh: bool = False)
                    "model": model_fingerprint(spec.model, spec.cache_dir)}
     key = hashlib.sha256(json.dumps(key_payload, sort_keys=True).encode()).hexdigest()[:20]
     root = resolve_cache_dir(spec.cache_dir) / "ntk"
-    path = root / f"{spec.dataset}-{spec.setting}-n{spec.n}-s{spec.seed}-{key}.npz"
+    path = root / f"{spec.dataset}-{spec.setting}-{spec.params}-n{spec.n}-s{spec.seed}-{key}.npz"
     if path.is_file() and not refresh:
         try:
             with np.load(path) as z:
@@ -173,7 +177,7 @@ def get_kernels(spec: KernelSpec, progress: bool = False, refresh: bool = False)
 
     bar = tqdm(desc=f"NTK {spec.dataset}/{spec.setting}", disable=not progress, leave=False)
     parts = compute_kernels(model, enc_train, train_idx, enc_test, eval_idx, embeddings=spec.embeddings,
-                            seed=spec.seed, progress=bar)
+                            seed=spec.seed, progress=bar, subset=spec.params)
     bar.close()
     seconds, rss = time.perf_counter() - start, peak_rss_gib()
     root.mkdir(parents=True, exist_ok=True)
@@ -319,3 +323,76 @@ def linearization_checks(results: dict, lp_C, target_change: float = 0.05) -> di
         if setting == "ft" or (setting == "lp_ft" and result.spec.lp_C == lp_C):
             out[setting] = linearization_check(result.spec, result, target_change)
     return out
+
+
+def lora_init_variance(model: str = DEFAULT_MODEL, r: int = 8, cache_dir: str | None = None) -> dict:
+    """Variance of peft's LoRA A initialisation: theory (kaiming-uniform, a = √5: U(±1/√d_in), var 1/(3 d_in))
+    and the empirical variance of the A matrices of a freshly built model."""
+    m = build_classifier(model, 3, seed=0, lora=True, lora_r=r, lora_alpha=r, cache_dir=cache_dir)
+    a = torch.cat([p.detach().reshape(-1) for n, p in m.named_parameters() if "lora_A" in n])
+    d_in = m.encoder.config.hidden_size
+    return {"d_in": d_in, "theory": 1.0 / (3 * d_in), "empirical": float(a.var()),
+            "distribution": f"U(−1/√{d_in}, 1/√{d_in}) (kaiming-uniform, a = √5)"}
+
+
+def lora_kernel_scale(lora: KernelResult, ft_query_value: KernelResult, sigma2: float) -> dict:
+    """Prop. 4.4 layer by layer: F^LoRA ≈ σ² r (α/r)² F^FT restricted to the query/value weights.
+
+    Fits s* = ⟨F^LoRA, F^FT_qv⟩ / ⟨F^FT_qv, F^FT_qv⟩ on the train×train blocks; returns it with the
+    prediction and the relative residual ‖F^LoRA − s* F^FT_qv‖ / ‖F^LoRA‖.
+    """
+    F_l, F_f = lora.blocks("F")[0], ft_query_value.blocks("F")[0]
+    scale = float(np.sum(F_l * F_f) / np.sum(F_f * F_f))
+    r, alpha = lora.spec.lora_r, lora.spec.lora_alpha
+    return {"r": r, "alpha": alpha, "fitted": scale, "predicted": sigma2 * r * (alpha / r) ** 2,
+            "relative_residual": float(np.linalg.norm(F_l - scale * F_f) / np.linalg.norm(F_l))}
+
+
+def lora_scale_table(kernels: dict, query_value: dict, lp_C, sigma2: float):
+    """Prop. 4.4 per dataset for LoRA vs FT and LP-LoRA vs LP-FT: P gap, fitted and predicted F scale.
+
+    `kernels[d]` and `query_value[d]` map labels (as `kernel_grid` makes them) to KernelResults.
+    Returns (DataFrame, {dataset: [lora_kernel_scale dicts]}).
+    """
+    import pandas as pd
+
+    from .study import lp_label
+
+    rows, scales = [], {}
+    for d in kernels:
+        scales[d] = []
+        for lora_label, ft_label in (("LoRA", "FT"), (f"LP-LoRA ({lp_label(lp_C)})", f"LP-FT ({lp_label(lp_C)})")):
+            if lora_label not in kernels[d] or ft_label not in query_value[d]:
+                continue
+            s = lora_kernel_scale(kernels[d][lora_label], query_value[d][ft_label], sigma2)
+            scales[d].append(s)
+            p_gap = np.abs(kernels[d][lora_label].parts.p_scalar - query_value[d][ft_label].parts.p_scalar).max()
+            rows.append({"dataset": d, "pair": f"{lora_label} vs {ft_label}", "max |P^LoRA − P^FT|": f"{p_gap:.1e}",
+                         "fitted scale s*": f"{s['fitted']:.3g}", "σ² r (α/r)²": f"{s['predicted']:.3g}",
+                         "s* / prediction": f"{s['fitted'] / s['predicted']:.2f}",
+                         "‖F^LoRA − s* F^FT_qv‖ / ‖F^LoRA‖": f"{s['relative_residual']:.2f}"})
+    return pd.DataFrame(rows).set_index(["dataset", "pair"]), scales
+
+
+def lora_rank_sweep(dataset: str, ranks, seeds, settings: dict, kernel_args: dict, ft_query_value: KernelResult,
+                    sigma2: float):
+    """LoRA with r ∈ `ranks` and α = r: test accuracy and feature change (runs), fitted kernel scale against
+    FT's query/value kernel and its prediction σ² r. One row per rank."""
+    import pandas as pd
+
+    from .claims import fmt
+    from .study import Study, feature_stats
+
+    rows = []
+    for r in ranks:
+        study = Study(datasets=[dataset], methods=["lora"], seeds=seeds,
+                      settings={**settings, "lora_r": int(r), "lora_alpha": float(r)}).run(progress=False)
+        result = get_kernels(KernelSpec(dataset=dataset, setting="lora", lora_r=int(r), lora_alpha=float(r),
+                                        **kernel_args))
+        s = lora_kernel_scale(result, ft_query_value, sigma2)
+        acc = 100 * study.values(dataset, "lora", "test.accuracy")
+        diff = study.values(dataset, "lora", lambda run: feature_stats(run)["Diff"])
+        rows.append({"r": int(r), "test accuracy (%)": fmt(acc), "Diff(F)": fmt(diff),
+                     "fitted scale s*": s["fitted"], "σ² r": s["predicted"],
+                     "acc_mean": float(acc.mean()), "diff_mean": float(diff.mean())})
+    return pd.DataFrame(rows).set_index("r")

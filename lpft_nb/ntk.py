@@ -51,11 +51,17 @@ def _single(enc: Encoded, i: int) -> dict[str, torch.Tensor]:
     return enc.batch([i])
 
 
-def _feature_params(model: LinearHeadClassifier) -> list[tuple[str, torch.Tensor]]:
-    """The feature extractor's parameters that F differentiates: LoRA matrices for a LoRA model, else all."""
+PARAM_SUBSETS = {"all": None, "query_value": ("query.weight", "value.weight")}
+
+
+def _feature_params(model: LinearHeadClassifier, subset: str = "all") -> list[tuple[str, torch.Tensor]]:
+    """The feature extractor's parameters that F differentiates: LoRA matrices for a LoRA model, else all
+    (or, with subset="query_value", only the attention query and value weight matrices)."""
     named = list(model.encoder.named_parameters())
     if any("lora_" in n for n, _ in named):
         return [(n, p) for n, p in named if "lora_" in n]
+    if PARAM_SUBSETS[subset] is not None:
+        return [(n, p) for n, p in named if n.endswith(PARAM_SUBSETS[subset])]
     return named
 
 
@@ -83,8 +89,8 @@ def initial_outputs(model: LinearHeadClassifier, enc: Encoded, idx) -> tuple[np.
 
 
 def ft_effective_kernel(model: LinearHeadClassifier, enc: Encoded, idx, n_train: int, embeddings: str = "exact",
-                        memory_gib: float = 3.0, sample_rate: float = 0.1, seed: int = 0, progress=None
-                        ) -> tuple[np.ndarray, int, int, int]:
+                        memory_gib: float = 3.0, sample_rate: float = 0.1, seed: int = 0, progress=None,
+                        subset: str = "all") -> tuple[np.ndarray, int, int, int]:
     """F over the examples `idx` (the first `n_train` are the training examples): (n, C, n, C) float64.
 
     Only train×train and eval×train blocks are computed (eval×eval is left zero). Returns
@@ -96,10 +102,10 @@ def ft_effective_kernel(model: LinearHeadClassifier, enc: Encoded, idx, n_train:
     head = model.head.weight.detach()
     C = head.shape[0]
     n = len(idx)
-    named = _feature_params(model)
+    named = _feature_params(model, subset)
     is_lora = any("lora_" in name for name, _ in named)
     word_emb = model.encoder.get_input_embeddings().weight
-    use_rows = embeddings != "none" and not is_lora
+    use_rows = embeddings != "none" and not is_lora and subset == "all"
     params = [p for name, p in named if p is not word_emb]
     remap = None
     if use_rows:
@@ -149,7 +155,8 @@ def ft_effective_kernel(model: LinearHeadClassifier, enc: Encoded, idx, n_train:
 
 
 def compute_kernels(model: LinearHeadClassifier, enc_train: Encoded, train_idx, enc_eval: Encoded, eval_idx,
-                    embeddings: str = "exact", memory_gib: float = 3.0, seed: int = 0, progress=None) -> KernelParts:
+                    embeddings: str = "exact", memory_gib: float = 3.0, seed: int = 0, progress=None,
+                    subset: str = "all") -> KernelParts:
     """P and F for `train_idx` of `enc_train` followed by `eval_idx` of `enc_eval`."""
     merged = Encoded(input_ids=[enc_train.input_ids[i] for i in train_idx] + [enc_eval.input_ids[i] for i in eval_idx],
                      token_type_ids=None if enc_train.token_type_ids is None else
@@ -159,7 +166,7 @@ def compute_kernels(model: LinearHeadClassifier, enc_train: Encoded, train_idx, 
     order = np.arange(len(merged))
     phi0, logits0 = initial_outputs(model, merged, order)
     F, passes, n_groups, n_params = ft_effective_kernel(model, merged, order, len(train_idx), embeddings,
-                                                        memory_gib, seed=seed, progress=progress)
+                                                        memory_gib, seed=seed, progress=progress, subset=subset)
     return KernelParts(p_scalar=phi0 @ phi0.T + 1.0, F=F, logits0=logits0, labels=merged.labels,
                        n_train=len(train_idx), backward_passes=passes, parameter_groups=n_groups,
                        n_parameters=n_params)

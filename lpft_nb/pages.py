@@ -23,7 +23,8 @@ LIST_SETTINGS = {"datasets": "dataset", "methods": "method", "seeds": "seed", "l
                  "head_scales": "head_scale"}
 RUN_KEYS = set(RunConfig.__dataclass_fields__)
 # Page parameters whose elements must come from a fixed set (other than run settings).
-CHOICES = {"settings": ("ft", "lp_ft", "lora", "lp_lora")}
+CHOICES = {"settings": ("ft", "lp_ft", "lora", "lp_lora"),
+           "pages": ("dynamics", "norms", "ntk", "calibration", "lora", "boss_ood")}
 
 
 class ParamError(ConfigError):

@@ -85,6 +85,57 @@ TABLE2_9_KERNELS = {
             ("lp_lora", "NTK"): (103, 5.26e4, 88.00, 51.20, None)},
 }
 
+# Table 10 (BOSS, trained on Amazon): accuracy %, mean ± std over 5 seeds.
+TABLE10_BOSS = {
+    "lp": {"amazon": (83.04, 0.01), "dynasent": (42.69, 0.05), "semeval": (50.04, 0.01), "sst5": (56.81, 0.11)},
+    "ft": {"amazon": (88.66, 1.62), "dynasent": (44.33, 1.11), "semeval": (52.20, 1.82), "sst5": (72.52, 1.28)},
+    "lora": {"amazon": (86.05, 2.16), "dynasent": (46.70, 1.68), "semeval": (55.29, 2.93), "sst5": (72.88, 1.84)},
+    "lp_ft": {"amazon": (88.89, 1.02), "dynasent": (45.41, 0.80), "semeval": (51.96, 2.72), "sst5": (73.78, 1.05)},
+    "lp_lora": {"amazon": (88.17, 1.97), "dynasent": (43.37, 1.50), "semeval": (48.84, 3.20), "sst5": (72.31, 1.30)},
+}
+
+# Table 11 (BOSS): CS, Diff, FDR per set (Norm(C) for Amazon only; None = "–").
+TABLE11_BOSS = {
+    "amazon": {"pretrained": (0.996, None, 1.30, 0.951), "lp": (0.996, None, 1.30, 120.0),
+               "ft": (0.691, 19.4, 3.74, 0.950), "lora": (0.848, 11.6, 3.38, 1.81),
+               "lp_ft": (0.999, 2.27, 3.00, 120.0), "lp_lora": (0.999, 2.24, 3.01, 118.0)},
+    "dynasent": {"pretrained": (0.996, None, 1.94, None), "lp": (0.996, None, 1.94, None),
+                 "ft": (0.652, 18.0, 2.03, None), "lora": (0.855, 7.53, 2.06, None),
+                 "lp_ft": (0.998, 2.54, 2.20, None), "lp_lora": (0.999, 2.56, 2.04, None)},
+    "semeval": {"pretrained": (0.996, None, 1.24, None), "lp": (0.996, None, 1.24, None),
+                "ft": (0.727, 16.8, 1.49, None), "lora": (0.885, 6.74, 1.44, None),
+                "lp_ft": (0.997, 2.06, 1.45, None), "lp_lora": (0.999, 2.08, 1.19, None)},
+    "sst5": {"pretrained": (0.998, None, 16.9, None), "lp": (0.998, None, 16.9, None),
+             "ft": (0.604, 18.4, 22.6, None), "lora": (0.837, 8.72, 20.1, None),
+             "lp_ft": (0.998, 1.86, 20.2, None), "lp_lora": (0.998, 1.85, 19.5, None)},
+}
+
+# The checklist of paper-facts.md §6: claim id → the paper's statement.
+CHECKLIST = {
+    "M1": "LP increases the head norm a lot: ≫ the random init and ≫ the norm after FT",
+    "M2": "After FT the head norm stays near its initial value; LoRA grows it slightly",
+    "M3": "Features change less under LP-FT than FT (and LP-LoRA than LoRA)",
+    "M4": "LP-FT keeps the pre-trained feature geometry: CS(F) stays high, FT lowers it",
+    "M5": "FDR(F) after LP-FT is lower than after FT on CB and RTE (FT over-separates)",
+    "M6": "A larger head norm at the start of FT reduces the feature change; LP-FT below FT at large norms",
+    "K1": "P is diagonal and identical for FT and LP-FT; F depends on V0",
+    "K2": "FT ratio ≈ 1 for LP-FT, ≈ 0.2 for FT, ≈ 5e-4 for LoRA",
+    "K3": "FT-E of LP-FT has a far larger Frobenius norm than FT's",
+    "K4": "Pre-train E has low rank; FT E high rank",
+    "K5": "LoRA's FT-E is a scaled copy of FT's (Prop. 4.4): matching normalised spectra",
+    "A1": "LP-FT ≥ FT in test accuracy on CB, RTE, SST-2, WiC, BoolQ",
+    "A2": "BOSS: LP-FT best ID; beats FT on DynaSent and SST-5, not on SemEval",
+    "A3": "PubMed 20k: FT, LP-FT and LoRA about equal; LP lower",
+    "C1": "Before TS, LP-FT is worse calibrated than FT, most clearly in MCE",
+    "C2": "TS improves LP-FT the most; after TS LP-FT is comparable to FT",
+    "X1": "FDR on OOD data higher for LP-FT than FT (supported on DynaSent only); lower on ID Amazon",
+    "Cor4.3": "Linear model: features of inputs orthogonal to the training span do not change",
+}
+# Why a checklist item cannot run in this book at all.
+NOT_RUNNABLE = {
+    "A3": "PubMed 20k RCT is not in the data folder",
+}
+
 # Mean pairwise cosine of RoBERTa-base <s> features on the test sets (Table 1, "Pre-trained" CS).
 ROBERTA_FEATURE_COSINE = {"cb": 0.997, "rte": 0.996}
 

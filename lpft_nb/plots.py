@@ -133,7 +133,8 @@ def mechanism_figure(path: dict, class_names, dataset: str) -> plt.Figure:
     return fig
 
 
-def scaling_figure(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", split: str = "test") -> plt.Figure:
+def scaling_figure(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", split: str = "test",
+                   title: str | None = None) -> plt.Figure:
     """Figs. 3 / 11: feature change against the head norm at the start of FT (mean ± s.e. over seeds)."""
     from .study import feature_stats
 
@@ -156,7 +157,7 @@ def scaling_figure(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv
     ax.set_yscale("log")
     ax.set_xlabel("head norm ‖V‖_F at the start of fine-tuning (head × s)")
     ax.set_ylabel(f"feature change Diff(F) on {split} (mean ‖φ − φ₀‖)")
-    ax.set_title(f"{dataset.upper()}: a longer head at the start of FT moves the features less")
+    ax.set_title(title or f"{dataset.upper()}: a longer head at the start of FT moves the features less")
     ax.legend(fontsize=8, title="dashed: unscaled head", title_fontsize=8)
     fig.tight_layout()
     return fig
@@ -310,5 +311,22 @@ def linearization_figure(checks: dict, dataset: str) -> plt.Figure:
     ax.set_ylabel("logit change measured after the step")
     ax.set_title(f"{dataset.upper()} test examples: one full-batch gradient step")
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def rank_sweep_figure(sweep, dataset: str) -> plt.Figure:
+    """LoRA rank sweep: fitted kernel scale against r (with σ² r), and feature change against r."""
+    fig, (ax_k, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
+    r = sweep.index.to_numpy()
+    ax_k.loglog(r, sweep["fitted scale s*"], "o-", color=COLORS["lora"], label="fitted s* (F^LoRA vs F^FT_qv)")
+    ax_k.loglog(r, sweep["σ² r"], "k--", label="Prop. 4.4: σ² r")
+    ax_k.set_xlabel("LoRA rank r (α = r)")
+    ax_k.set_ylabel("scale of the FT-effective kernel")
+    ax_k.legend(fontsize=8)
+    ax_d.semilogx(r, sweep["diff_mean"], "o-", color=COLORS["lora"])
+    ax_d.set_xlabel("LoRA rank r (α = r)")
+    ax_d.set_ylabel("feature change Diff(F) on test (mean over seeds)")
+    fig.suptitle(f"{dataset.upper()}: LoRA's kernel grows with its rank as σ² r predicts")
     fig.tight_layout()
     return fig

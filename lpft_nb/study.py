@@ -215,6 +215,50 @@ class Study:
                                  "after vector scaling": acc("accuracy_vs")})
         return pd.DataFrame(rows).set_index(["dataset", "method", "LP"])
 
+    def boss_accuracy_table(self, metric: str = "accuracy", lp_C="cv") -> pd.DataFrame:
+        """Paper Table 10: accuracy (or macro_f1) in % on the Amazon test set (ID) and each OOD set, mean ± std
+        over seeds, the paper's accuracy beside, ★ on the best mean of each of our columns."""
+        from .data import OOD_SETS
+        from .paper import TABLE10_BOSS
+
+        sets = {"amazon": "test", **{name: f"ood.{name}" for name in OOD_SETS["amazon"]}}
+        means = {name: {m: 100 * self.values("amazon", m, f"{key}.{metric}", lp_C).mean() for m in self.methods}
+                 for name, key in sets.items()}
+        rows = []
+        for method in self.methods:
+            row = {"method": METHOD_LABELS[method]}
+            for name, key in sets.items():
+                values = 100 * self.values("amazon", method, f"{key}.{metric}", lp_C)
+                star = " ★" if means[name][method] == max(means[name].values()) else ""
+                row[f"{name} ours"] = fmt(values, 4) + star
+                if metric == "accuracy":
+                    paper = TABLE10_BOSS.get(method, {}).get(name)
+                    row[f"{name} paper"] = f"{paper[0]:.2f} ± {paper[1]:.2f}" if paper else "–"
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("method")
+
+    def boss_feature_table(self, split: str, lp_C="cv") -> pd.DataFrame:
+        """Paper Table 11 for one BOSS set (`split` "test" is Amazon): CS, Diff, FDR; Norm(C) on Amazon."""
+        from .paper import TABLE11_BOSS
+
+        name = "amazon" if split == "test" else split
+        base = "ft" if "ft" in self.methods else self.methods[0]
+        rows = []
+        for label, method, unchanged in [("pretrained", base, True)] + [(m, m, m == "lp") for m in self.methods]:
+            runs = self.get("amazon", method, lp_C)
+            stats = [feature_stats(r, split, before=unchanged) for r in runs]
+            paper = TABLE11_BOSS.get(name, {}).get(label)
+            row = {"method": "Pre-trained" if label == "pretrained" else METHOD_LABELS[label]}
+            for i, key in enumerate(("CS", "Diff", "FDR")):
+                row[f"{key} ours"] = "–" if unchanged and key == "Diff" else fmt([s[key] for s in stats])
+                row[f"{key} paper"] = "–" if paper is None or paper[i] is None else f"{paper[i]:.3g}"
+            if split == "test":
+                norms = [r.metrics["head_norm_init" if label == "pretrained" else "head_norm_final"] for r in runs]
+                row["Norm(C) ours"] = fmt(norms)
+                row["Norm(C) paper"] = "–" if paper is None or paper[3] is None else f"{paper[3]:.3g}"
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("method")
+
     def lp_choice_table(self) -> pd.DataFrame:
         """For each LP regularisation: the C used and the LP head norm, per dataset."""
         rows = []

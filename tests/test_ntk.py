@@ -110,3 +110,30 @@ def test_kernel_regression_replicates_the_per_logit_accuracy():
     K4 = np.einsum("nm,cd->ncmd", phi @ phi.T + 1, np.eye(3))
     acc = kernel_regression(flat(K4), flat(K4), y, y, 3)
     assert 0 <= acc["per_logit_train"] <= 1 and acc["argmax_train"] > 0.9
+
+
+def test_query_value_subset_equals_the_sum_of_those_parameters_kernels(tiny_model, tiny_data):
+    from lpft_nb.ntk import ft_effective_kernel
+
+    model = build_classifier(tiny_model, 3, seed=8).double()
+    train, _ = tiny_data
+    qv = ft_effective_kernel(model, train, np.arange(4), 4, subset="query_value")[0]
+    names = [n for n, _ in model.encoder.named_parameters() if n.endswith(("query.weight", "value.weight"))]
+    assert len(names) == 4  # 2 layers × (query, value)
+    # independent: Jacobian of the logits w.r.t. exactly those matrices, by autograd one example at a time
+    rows = []
+    params = dict(model.encoder.named_parameters())
+    for i in range(4):
+        logits = model(**train.batch([i]))[0] - model.head.bias
+        for c in range(3):
+            grads = torch.autograd.grad(logits[c], [params[n] for n in names], retain_graph=True)
+            rows.append(torch.cat([g.reshape(-1) for g in grads]))
+    J = torch.stack(rows)
+    np.testing.assert_allclose(qv.reshape(12, 12), (J @ J.T).numpy(), rtol=1e-10)
+
+
+def test_peft_lora_a_init_has_the_kaiming_uniform_variance(tiny_model):
+    from lpft_nb.kernel_runs import lora_init_variance
+
+    v = lora_init_variance(tiny_model, r=8)
+    assert v["d_in"] == 32 and v["empirical"] == pytest.approx(v["theory"], rel=0.15)
