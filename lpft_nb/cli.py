@@ -11,9 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
-from .config import ConfigError, RunConfig, parse_assignment
+from .config import ConfigError, RunConfig, load_yaml_mapping, parse_assignment
 from .data import DataError
 from .model import ModelNotFoundError
 
@@ -21,18 +19,7 @@ USER_ERRORS = (ConfigError, DataError, ModelNotFoundError, FileNotFoundError)
 
 
 def _load_params(path: str | None) -> dict:
-    if not path:
-        return {}
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: parameter file not found")
-    try:
-        values = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{p}: expected a mapping of settings")
-    return values
+    return load_yaml_mapping(path) if path else {}
 
 
 def _config_from_args(args) -> RunConfig:

@@ -80,15 +80,7 @@ class RunConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> RunConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: parameter file not found")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-        values = {**values, **overrides}
-        return cls.from_dict(values, source=str(path))
+        return cls.from_dict({**load_yaml_mapping(path), **overrides}, source=str(path))
 
     def replace(self, **changes: Any) -> RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})
@@ -240,21 +232,33 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
+def load_yaml_mapping(path: str | Path, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
+    """A YAML file holding a mapping (empty file → {}); any problem is one line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: parameter file not found")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise error(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise error(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+    return values
+
+
+def _resolve_folder(setting: str | None, env_var: str, default: Path) -> Path:
+    value = setting or os.environ.get(env_var)
+    return (Path(value).expanduser() if value else default).resolve()
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
 def resolve_data_dir(data_dir: str | None) -> Path:
     """The data folder: the setting, else $LPFT_DATA_DIR, else ../shared/data beside the checkout."""
-    if data_dir:
-        return Path(data_dir).expanduser().resolve()
-    env = os.environ.get("LPFT_DATA_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
-    return (Path(__file__).resolve().parent.parent.parent / "shared" / "data").resolve()
+    return _resolve_folder(data_dir, "LPFT_DATA_DIR", REPO_ROOT.parent / "shared" / "data")
 
 
 def resolve_cache_dir(cache_dir: str | None) -> Path:
     """The run cache: the setting, else $LPFT_CACHE_DIR, else .lpft_cache in the repository."""
-    if cache_dir:
-        return Path(cache_dir).expanduser().resolve()
-    env = os.environ.get("LPFT_CACHE_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
-    return (Path(__file__).resolve().parent.parent / ".lpft_cache").resolve()
+    return _resolve_folder(cache_dir, "LPFT_CACHE_DIR", REPO_ROOT / ".lpft_cache")

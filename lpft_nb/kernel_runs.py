@@ -303,15 +303,17 @@ def kernel_grid(dataset: str, settings, lp_Cs, **spec_kwargs) -> dict:
 
     Prints one line per kernel: computed or from the cache, backward passes and peak memory.
     """
-    results = {}
+    results, lines = {}, []
     for setting in settings:
         for lp_C in (lp_Cs if setting.startswith("lp") else lp_Cs[:1]):
             spec = KernelSpec(dataset=dataset, setting=setting, lp_C=lp_C, **spec_kwargs)
             result = get_kernels(spec)
             results[setting_label(spec)] = result
-            source = "cache" if result.cache_hit else f"computed in {result.seconds:.0f} s"
-            print(f"{dataset} {setting_label(spec):<22} {source}; {result.parts.backward_passes} backward passes, "
-                  f"peak RSS {result.peak_rss_gib:.1f} GiB", flush=True)
+            source = "from the cache" if result.cache_hit else "computed"
+            lines.append(f"{dataset} {setting_label(spec):<28} {source}: {result.seconds:.0f} s, "
+                         f"{result.parts.backward_passes} backward passes over {result.parts.n_parameters:,} "
+                         f"parameters, peak RSS {result.peak_rss_gib:.1f} GiB")
+    print("\n".join(lines))
     return results
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .config import ConfigError, RunConfig, coerce
+from .config import ConfigError, RunConfig, coerce, load_yaml_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK_DIR = ROOT / "book"
@@ -91,15 +89,7 @@ def _check_run_setting(key: str, value: Any, source: str) -> None:
 
 def load_profile(page: str, profile: str, params_dir: Path = PARAMS_DIR) -> tuple[Path, dict[str, Any]]:
     path = params_dir / profile / f"{page}.yaml"
-    if not path.is_file():
-        raise ParamError(f"{path}: parameter file not found (profile {profile!r}, page {page!r})")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ParamError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(values, dict):
-        raise ParamError(f"{path}: expected a mapping of page parameters")
-    return path, values
+    return path, load_yaml_mapping(path, ParamError)
 
 
 def check_profile(page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR

@@ -151,8 +151,9 @@ def scaling_figure(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv
         label = METHOD_LABELS[method] + (f" ({lp_label(lp_C)})" if method.startswith("lp") else " (random head)")
         ax.plot(xs, ys, "o-", color=COLORS[method], label=label)
         ax.fill_between(xs, ys - ses, ys + ses, color=COLORS[method], alpha=0.2)
-        unscaled = study.values(dataset, method, "head_norm_init", lp_C, 1.0).mean()
-        ax.axvline(unscaled, color=COLORS[method], ls="--", lw=1)
+        if 1.0 in study.head_scales:
+            unscaled = study.values(dataset, method, "head_norm_init", lp_C, 1.0).mean()
+            ax.axvline(unscaled, color=COLORS[method], ls="--", lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("head norm ‖V‖_F at the start of fine-tuning (head × s)")

@@ -50,17 +50,25 @@ class Study:
         return out
 
     def run(self, progress: bool = True) -> Study:
-        """Train (or load) every run; prints one line per run with its source and wall time."""
+        """Train (or load) every run. One line per run goes to stderr (hidden in the book); one summary
+        line to stdout."""
+        import sys
+        import time
+
         configs = self.configs()
         for name in sorted({cfg.model for cfg in configs}):  # a missing model fails before any training
             resolve_model_path(name, configs[0].cache_dir)
+        start, hits = time.perf_counter(), 0
         for i, cfg in enumerate(configs, 1):
             result = get_run(cfg, progress=progress)
             self.results[self._key(cfg.dataset, cfg.method, cfg.seed, cfg.lp_C, cfg.head_scale)] = result
+            hits += result.cache_hit
             source = "cache" if result.cache_hit else f"trained in {result.metrics['seconds']:.0f} s"
             scale = f"head × {cfg.head_scale:g}" if len(self.head_scales) > 1 else ""
             print(f"[{i}/{len(configs)}] {cfg.dataset} {cfg.method:<7} seed {cfg.seed} "
-                  f"{lp_label(cfg.lp_C) if cfg.uses_lp_head else '':<16} {scale} {source}", flush=True)
+                  f"{lp_label(cfg.lp_C) if cfg.uses_lp_head else '':<16} {scale} {source}", file=sys.stderr, flush=True)
+        print(f"{len(configs)} runs: {hits} from the cache, {len(configs) - hits} trained; "
+              f"{time.perf_counter() - start:.0f} s")
         return self
 
     @staticmethod

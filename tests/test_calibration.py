@@ -93,3 +93,19 @@ def test_scaling_the_head_by_one_over_t_is_temperature_scaling():
     phi, V, b = rng.normal(size=(20, 8)), rng.normal(size=(3, 8)), rng.normal(size=3)
     T = 2.7
     np.testing.assert_allclose(head_scaled_probabilities(phi, V, b, 1 / T), softmax((phi @ V.T + b) / T), atol=1e-12)
+
+
+def test_the_numpy_adam_recipe_matches_torch_adam():
+    logits, labels = _overconfident(n=60, seed=4)
+    fit = fit_temperature_adam(logits, labels, max_steps=300, patience=10**6)
+    t = torch.ones((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([t], lr=1e-3)
+    z, y = torch.tensor(logits), torch.tensor(labels)
+    best = (float("inf"), 1.0)
+    for _ in range(300):
+        loss = torch.nn.functional.cross_entropy(z / t, y)
+        best = min(best, (loss.item(), t.item()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert fit.temperature == pytest.approx(best[1], rel=1e-9)
