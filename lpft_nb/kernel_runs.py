@@ -200,8 +200,30 @@ def linearization_check(spec: KernelSpec, result: KernelResult, target_change: f
     the logit change of the evaluation examples predicted by the kernel against the one measured.
 
     The step size is chosen so that the largest predicted change is `target_change` logits.
-    Returns {"predicted": (n_eval, C), "measured": (n_eval, C), "lr": η, "relative_error": ‖m − p‖/‖p‖}.
+    Returns {"predicted": (n_eval, C), "measured": (n_eval, C), "lr": η, "relative_error": ‖m − p‖/‖p‖};
+    cached beside the kernel file.
     """
+    cached = result.path.with_name(result.path.stem + f"-step{target_change:g}.npz")
+    if cached.is_file():
+        try:
+            with np.load(cached) as z:
+                return {"predicted": z["predicted"], "measured": z["measured"], "lr": float(z["lr"]),
+                        "relative_error": float(z["relative_error"])}
+        except Exception:
+            cached.unlink(missing_ok=True)
+    out = _linearization_step(spec, result, target_change)
+    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **out)
+        os.replace(tmp, cached)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def _linearization_step(spec: KernelSpec, result: KernelResult, target_change: float) -> dict:
     task = load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
     tokenizer = load_tokenizer(spec.model, spec.cache_dir)
     model = build_setting_model(spec, task, tokenizer)

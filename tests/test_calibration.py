@@ -35,7 +35,7 @@ def test_bins_are_open_below_and_closed_above():
 
 
 def test_ece_mce_match_torchmetrics_on_random_inputs():
-    tm = pytest.importorskip("torchmetrics.functional.classification")
+    import torchmetrics.functional.classification as tm
     rng = np.random.default_rng(0)
     for num_classes in (2, 3, 5):
         logits = rng.normal(scale=3.0, size=(500, num_classes))

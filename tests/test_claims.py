@@ -1,0 +1,43 @@
+import json
+
+import numpy as np
+import pytest
+
+from lpft_nb.claims import CLAIMS_MIME, Claim, claims_from_notebook, compare, gather_table, within_factor
+
+
+def test_compare_is_inconclusive_inside_the_noise_and_decisive_outside():
+    assert compare("M1", "p", "s", "–", [10.0, 10.2], [1.0, 1.1]).status == "holds"
+    assert compare("M1", "p", "s", "–", [1.0, 1.1], [10.0, 10.2]).status == "does not hold"
+    assert compare("M1", "p", "s", "–", [1.0, 3.0], [2.0, 2.1]).status == "inconclusive"
+    assert compare("M1", "p", "s", "–", [5.0], [1.0], factor=10).status == "does not hold"
+    assert compare("M1", "p", "s", "–", [5.0], [4.0], noise=2.0).status == "inconclusive"
+
+
+def test_within_factor():
+    assert within_factor("M2", "p", "s", "–", [1.0, 1.2], 1.0, 1.5).status == "holds"
+    assert within_factor("M2", "p", "s", "–", [1.0, 1.6], 1.0, 1.5).status == "does not hold"
+
+
+def test_a_claim_rejects_an_unknown_status():
+    with pytest.raises(ValueError):
+        Claim("M1", "p", "s", "–", "–", "probably")
+
+
+def _notebook(path, records):
+    nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "display_data",
+                                                       "data": {CLAIMS_MIME: records, "text/plain": "x"}}]}]}
+    path.write_text(json.dumps(nb))
+
+
+def test_gather_table_collects_records_and_marks_unchecked_ids(tmp_path):
+    rec = {"id": "M1", "page": "dynamics", "statement": "s", "paper": "p", "ours": "o", "status": "holds", "why": "w"}
+    _notebook(tmp_path / "dynamics.ipynb", [rec, {**rec, "id": "K2", "status": "inconclusive"}])
+    assert claims_from_notebook(tmp_path / "dynamics.ipynb")[1]["id"] == "K2"
+    checklist = {"M1": "a", "K2": "b", "A3": "c"}
+    table, counts = gather_table(tmp_path, ["dynamics", "norms"], checklist, {"A3": "no PubMed data"})
+    assert counts == {"holds": 1, "does not hold": 0, "inconclusive": 1, "not run": 2}
+    assert table.loc[table["id"] == "A3", "why"].item() == "no PubMed data"
+    assert "was not executed" in table.loc[table["page"] == "norms", "statement"].item()
+    assert list(table["id"])[:2] == ["M1", "K2"]  # checklist order
+    assert np.all(table["status"].isin(["holds", "does not hold", "inconclusive", "not run"]))
