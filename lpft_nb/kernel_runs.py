@@ -83,8 +83,13 @@ class KernelSpec:
 
 
 def _code_hash() -> str:
-    return hashlib.sha256((source_hash() + Path(__file__).with_name("ntk.py").read_text()
-                           + Path(__file__).read_text()).encode()).hexdigest()[:16]
+    """Source of everything a kernel depends on: the run modules, ntk.py, and the functions here that build
+    the model and the subsets (statistics and plots can change without recomputing kernels)."""
+    import inspect
+
+    parts = [source_hash(), Path(__file__).with_name("ntk.py").read_text()]
+    parts += [inspect.getsource(obj) for obj in (KernelSpec, _subsets, build_setting_model, get_kernels)]
+    return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
 
 
 def _subsets(n_train: int, n_eval: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +135,13 @@ class KernelResult:
         return flat(K4[:n, :, :n]), K4[n:, :, :n].reshape(-1, n * self.C)
 
     def statistics(self, which: str) -> dict:
-        """Rank (float32 and float64 tolerance), Frobenius norm and kernel-regression accuracies."""
+        """Rank (float32 and float64 tolerance), Frobenius norm and kernel-regression accuracies (memoised)."""
+        memo = self.__dict__.setdefault("_statistics", {})
+        if which not in memo:
+            memo[which] = self._statistics(which)
+        return memo[which]
+
+    def _statistics(self, which: str) -> dict:
         K, K_et = self.blocks(which)
         n, y = self.parts.n_train, self.parts.labels
         acc = kernel_regression(K, K_et, y[:n], y[n:], self.C)
@@ -203,7 +214,10 @@ def linearization_check(spec: KernelSpec, result: KernelResult, target_change: f
     Returns {"predicted": (n_eval, C), "measured": (n_eval, C), "lr": η, "relative_error": ‖m − p‖/‖p‖};
     cached beside the kernel file.
     """
-    cached = result.path.with_name(result.path.stem + f"-step{target_change:g}.npz")
+    import inspect
+
+    code = hashlib.sha256(inspect.getsource(_linearization_step).encode()).hexdigest()[:8]
+    cached = result.path.with_name(result.path.stem + f"-step{target_change:g}-{code}.npz")
     if cached.is_file():
         try:
             with np.load(cached) as z:

@@ -109,3 +109,13 @@ def test_the_numpy_adam_recipe_matches_torch_adam():
         loss.backward()
         opt.step()
     assert fit.temperature == pytest.approx(best[1], rel=1e-9)
+
+
+def test_vectorised_bootstrap_equals_ece_mce_of_each_resample():
+    logits, labels = _overconfident(n=50, seed=5)
+    probs = softmax(logits)
+    ci = bootstrap_interval(probs, labels, n_resamples=200, level=0.9, seed=3)
+    idx = np.random.default_rng(3).integers(0, 50, size=(200, 50))
+    values = np.array([ece_mce(probs[i], labels[i]) for i in idx])
+    np.testing.assert_allclose(ci["ece"], np.quantile(values[:, 0], [0.05, 0.95]), rtol=1e-12)
+    np.testing.assert_allclose(ci["mce"], np.quantile(values[:, 1], [0.05, 0.95]), rtol=1e-12)
