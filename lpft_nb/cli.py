@@ -98,7 +98,7 @@ def cmd_bench(args) -> int:
     if args.ntk:
         from .kernel_runs import ntk_benchmark
 
-        ntk_benchmark(model=args.model, n=args.n)
+        ntk_benchmark(model=args.model, n=args.n, memory_gib=args.memory_gib)
         return 0
     from .bench import run_benchmark
 
@@ -193,6 +193,8 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
     bench.add_argument("--ntk", action="store_true", help="benchmark the NTK (CB, N examples, length 128)")
     bench.add_argument("--n", type=int, default=64, help="examples per kernel side for --ntk")
+    bench.add_argument("--memory-gib", dest="memory_gib", type=float, default=5.0,
+                       help="bound on the Jacobian block held at once for --ntk")
     bench.set_defaults(func=cmd_bench)
 
     ntk = sub.add_parser("ntk", help="compute (or load) the NTK split P + F at the start of the FT stage")

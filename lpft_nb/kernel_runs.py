@@ -136,12 +136,12 @@ class KernelResult:
 
     def statistics(self, which: str) -> dict:
         """Rank (float32 and float64 tolerance), Frobenius norm and kernel-regression accuracies (memoised)."""
-        memo = self.__dict__.setdefault("_statistics", {})
+        memo = self.__dict__.setdefault("_statistics_memo", {})
         if which not in memo:
-            memo[which] = self._statistics(which)
+            memo[which] = self._compute_statistics(which)
         return memo[which]
 
-    def _statistics(self, which: str) -> dict:
+    def _compute_statistics(self, which: str) -> dict:
         K, K_et = self.blocks(which)
         n, y = self.parts.n_train, self.parts.labels
         acc = kernel_regression(K, K_et, y[:n], y[n:], self.C)
@@ -161,8 +161,13 @@ class KernelResult:
         return hidden * (n_train * (2 + 2 * layers) + n_eval * (2 + 3 * layers))
 
 
-def get_kernels(spec: KernelSpec, progress: bool = False, refresh: bool = False) -> KernelResult:
-    """Compute (or load) the kernels for `spec` on its training subset and test subset."""
+def get_kernels(spec: KernelSpec, progress: bool = False, refresh: bool = False, memory_gib: float = 5.0
+                ) -> KernelResult:
+    """Compute (or load) the kernels for `spec` on its training subset and test subset.
+
+    `memory_gib` bounds the Jacobian block held at once (fewer parameter groups → fewer passes); it does
+    not change the result, so it is not part of the cache key.
+    """
     spec.validate()
     task = load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
     key_payload = {"spec": spec.identity(), "data": task.fingerprint(), "code": _code_hash(),
@@ -188,7 +193,7 @@ def get_kernels(spec: KernelSpec, progress: bool = False, refresh: bool = False)
 
     bar = tqdm(desc=f"NTK {spec.dataset}/{spec.setting}", disable=not progress, leave=False)
     parts = compute_kernels(model, enc_train, train_idx, enc_test, eval_idx, embeddings=spec.embeddings,
-                            seed=spec.seed, progress=bar, subset=spec.params)
+                            memory_gib=memory_gib, seed=spec.seed, progress=bar, subset=spec.params)
     bar.close()
     seconds, rss = time.perf_counter() - start, peak_rss_gib()
     root.mkdir(parents=True, exist_ok=True)
@@ -268,14 +273,15 @@ def _linearization_step(spec: KernelSpec, result: KernelResult, target_change: f
             "relative_error": float(np.linalg.norm(measured - predicted) / np.linalg.norm(predicted))}
 
 
-def ntk_benchmark(model: str = DEFAULT_MODEL, n: int = 64, dataset: str = "cb") -> dict:
+def ntk_benchmark(model: str = DEFAULT_MODEL, n: int = 64, dataset: str = "cb", memory_gib: float = 5.0) -> dict:
     """Time and memory of the exact kernels for FT and LoRA on `dataset`, fresh (no cache); prints a table."""
     import tempfile as _tempfile
 
     rows = {}
     with _tempfile.TemporaryDirectory() as cache:
         for setting in ("lp_ft", "lora"):
-            result = get_kernels(KernelSpec(dataset=dataset, setting=setting, n=n, model=model, cache_dir=cache))
+            result = get_kernels(KernelSpec(dataset=dataset, setting=setting, n=n, model=model, cache_dir=cache),
+                                 memory_gib=memory_gib)
             enc = build_classifier(model, 3, 0).encoder.config
             rows[setting] = {"seconds": result.seconds, "peak_rss_gib": result.peak_rss_gib,
                              "backward_passes": result.parts.backward_passes,
@@ -284,7 +290,7 @@ def ntk_benchmark(model: str = DEFAULT_MODEL, n: int = 64, dataset: str = "cb") 
                              "parameter_groups": result.parts.parameter_groups,
                              "parameters": result.parts.n_parameters}
     print(f"NTK benchmark: {model}, {dataset}, N = {n} train + {n} test examples, length ≤ 128, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, Jacobian block ≤ {memory_gib:g} GiB")
     print(f"{'setting':<8} {'seconds':>8} {'peak RSS GiB':>13} {'params':>10} {'groups':>7} "
           f"{'backward passes':>16} {'authors method':>15}")
     for setting, r in rows.items():
