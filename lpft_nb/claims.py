@@ -150,16 +150,24 @@ def gather_table(executed_dir, pages: list[str], checklist: dict[str, str], not_
     return pd.DataFrame(records), counts
 
 
-def claims_page_html(table, checklist: dict[str, str]) -> str:
-    """The gathered claims as one HTML table: id and the paper's claim, the page (linked), our check."""
+def summary_table(table, checklist: dict[str, str]):
+    """Per claim id: the paper's claim and how many checks hold / do not hold / are inconclusive / not run."""
+    counts = table.groupby("id", sort=False)["status"].value_counts().unstack(fill_value=0)
+    counts = counts.reindex(columns=[s for s in STATUSES if s in counts.columns])
+    counts.insert(0, "the paper's claim", [checklist.get(i, "") for i in counts.index])
+    return counts
+
+
+def claims_page_html(table) -> str:
+    """The gathered checks as one HTML table: id, the page (linked), the check, paper, ours, status, why."""
     rows = []
     for _, r in table.iterrows():
         page = r["page"]
         link = f'<a href="{html.escape(page)}.html">{html.escape(page)}</a>' if page not in ("–", "") else "–"
         rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in (
-            html.escape(r["id"]), html.escape(checklist.get(r["id"], "")), link, html.escape(r["statement"]),
+            html.escape(r["id"]), link, html.escape(r["statement"]),
             html.escape(str(r["paper"])), html.escape(str(r["ours"])))) +
             f'<td style="color:{_COLOURS[r["status"]]};font-weight:bold">{r["status"]}</td>'
             f"<td>{html.escape(str(r['why']))}</td></tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("id", "paper's claim", "page", "check", "paper", "ours", "status", "why"))
+    head = "".join(f"<th>{h}</th>" for h in ("id", "page", "check", "paper", "ours", "status", "why"))
     return f'<table class="lpft-claims"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
