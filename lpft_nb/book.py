@@ -19,7 +19,6 @@ from pathlib import Path
 
 import yaml
 
-from .claims import claims_from_notebook
 from .pages import BOOK_DIR, PARAMS_DIR, PROFILES, ROOT, ParamError, check_profile, is_notebook_page
 
 BUILD_DIR = ROOT / "_build"
@@ -124,12 +123,13 @@ def _stage(profile: str, executed: Path, site: Path) -> None:
 
 
 def gather_claims(executed: Path) -> list[dict]:
-    records = []
-    for name in notebook_pages():
-        nb = executed / f"{name}.ipynb"
-        if nb.is_file():
-            records += claims_from_notebook(nb)
-    return records
+    """Every page's checks plus a `not run` record for each checklist id no page checked (as the claims page)."""
+    from .claims import gather_table
+    from .paper import CHECKLIST, NOT_RUNNABLE
+
+    pages = [n for n in notebook_pages() if n not in GATHERING_PAGES and (executed / f"{n}.ipynb").is_file()]
+    table, _ = gather_table(executed, pages, CHECKLIST, NOT_RUNNABLE)
+    return table.to_dict(orient="records")
 
 
 def build_book(profile: str = "default", pages: list[str] | None = None, keep_going: bool = True) -> int:
