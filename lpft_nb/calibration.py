@@ -175,11 +175,26 @@ def run_calibration(run, split: str = "test", n_resamples: int = 500) -> dict:
     """Calibration of one run on `split`: ECE / MCE (fractions) raw, after temperature scaling (paper's Adam
     recipe; L-BFGS T alongside), after vector scaling, with bootstrap intervals; fits use the validation logits.
 
-    Memoised per cache entry.
+    Memoised in memory and on disk, in the run's cache folder under a name that carries a hash of this
+    module's source (so a change here recomputes).
     """
+    import hashlib
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
     key = f"{run.path}:{split}:{n_resamples}"
     if key in _RUN_CALIBRATION:
         return _RUN_CALIBRATION[key]
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:10]
+    stored = Path(run.path) / f"calibration-{split}-{n_resamples}-{code}.json"
+    if stored.is_file():
+        try:
+            _RUN_CALIBRATION[key] = json.loads(stored.read_text())
+            return _RUN_CALIBRATION[key]
+        except ValueError:
+            stored.unlink(missing_ok=True)
     a = run.arrays
     val_z, val_y, z, y = a["logits_val"], a["labels_val"], a[f"logits_{split}"], a[f"labels_{split}"]
     ts = fit_temperature_adam(val_z, val_y)
@@ -191,8 +206,13 @@ def run_calibration(run, split: str = "test", n_resamples: int = 500) -> dict:
         probs = softmax(logits)
         out[f"ece{tag}"], out[f"mce{tag}"] = ece_mce(probs, y)
         ci = bootstrap_interval(probs, y, n_resamples=n_resamples)
-        out[f"ece{tag}_ci"], out[f"mce{tag}_ci"] = ci["ece"], ci["mce"]
+        out[f"ece{tag}_ci"], out[f"mce{tag}_ci"] = list(ci["ece"]), list(ci["mce"])
     _RUN_CALIBRATION[key] = out
+    if Path(run.path).is_dir():
+        fd, tmp = tempfile.mkstemp(dir=run.path, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump({k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in out.items()}, fh)
+        os.replace(tmp, stored)
     return out
 
 

@@ -119,3 +119,17 @@ def test_vectorised_bootstrap_equals_ece_mce_of_each_resample():
     values = np.array([ece_mce(probs[i], labels[i]) for i in idx])
     np.testing.assert_allclose(ci["ece"], np.quantile(values[:, 0], [0.05, 0.95]), rtol=1e-12)
     np.testing.assert_allclose(ci["mce"], np.quantile(values[:, 1], [0.05, 0.95]), rtol=1e-12)
+
+
+def test_run_calibration_is_stored_beside_the_run_and_reused(tiny_run):
+    from lpft_nb import calibration
+    from lpft_nb.config import RunConfig
+    from lpft_nb.runs import get_run
+
+    run = get_run(RunConfig.from_dict({**tiny_run, "method": "lp"}), progress=False)
+    first = calibration.run_calibration(run, n_resamples=50)
+    stored = list(run.path.glob("calibration-test-50-*.json"))
+    assert len(stored) == 1
+    calibration._RUN_CALIBRATION.clear()
+    assert calibration.run_calibration(run, n_resamples=50) == first
+    assert 0 <= first["ece"] <= 1 and first["accuracy"] == first["accuracy_ts"]  # TS keeps accuracy
