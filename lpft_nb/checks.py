@@ -184,6 +184,14 @@ def calibration_claims(study: Study, page: str = "calibration") -> list[Claim]:
     return out
 
 
+def _paper_cell(paper: dict, key: tuple, index: int, fmt_spec: str = "") -> str:
+    """One value of the paper's Tables 2 / 9, or "–" where the paper reports none (never a placeholder 0)."""
+    row = paper.get(key)
+    if row is None or row[index] is None:
+        return "–"
+    return format(row[index], fmt_spec)
+
+
 def ntk_claims(results: dict, dataset: str, page: str = "ntk") -> list[Claim]:
     """K1–K5 from kernels keyed by label, each a `KernelResult` (settings ft, lora, lp_ft, lp_lora)."""
     from .ntk import normalised_spectrum
@@ -207,20 +215,20 @@ def ntk_claims(results: dict, dataset: str, page: str = "ntk") -> list[Claim]:
         for label, lpft in by_setting["lp_ft"]:
             r_lp, r_ft = lpft.ft_ratio(), ft.ft_ratio()
             out.append(Claim("K2", page, f"{tag}: FT ratio of {label} ≈ 1 (≥ 0.9)",
-                             f"{paper.get(('lp_ft', 'F'), (0, 0, 0, 0, '–'))[4]}", f"{r_lp:.4f}",
+                             _paper_cell(paper, ("lp_ft", "F"), 4), f"{r_lp:.4f}",
                              "holds" if r_lp >= 0.9 else "does not hold",
                              "F dominates the NTK" if r_lp >= 0.9 else "P still carries a large share of the update"))
             out.append(compare("K2", page, f"{tag}: FT ratio of {label} > of FT",
-                               f"{paper.get(('lp_ft', 'F'), (0,) * 5)[4]} vs {paper.get(('ft', 'F'), (0,) * 5)[4]}",
+                               f"{_paper_cell(paper, ('lp_ft', 'F'), 4)} vs {_paper_cell(paper, ('ft', 'F'), 4)}",
                                [r_lp], [r_ft], a_name=label, b_name="FT"))
             fn_lp, fn_ft = lpft.statistics("F")["fn"], ft.statistics("F")["fn"]
             out.append(compare("K3", page, f"{tag}: FN(F) under {label} ≫ (≥ 10 ×) under FT",
-                               f"{paper.get(('lp_ft', 'F'), (0, 0))[1]:.3g} vs {paper.get(('ft', 'F'), (0, 0))[1]:.3g}",
+                               f"{_paper_cell(paper, ('lp_ft', 'F'), 1, '.3g')} vs {_paper_cell(paper, ('ft', 'F'), 1, '.3g')}",
                                [fn_lp], [fn_ft], factor=10, a_name=label, b_name="FT"))
     if "ft" in by_setting and "lora" in by_setting:
         ft, lora = by_setting["ft"][0][1], by_setting["lora"][0][1]
         out.append(compare("K2", page, f"{tag}: FT ratio of FT > of LoRA",
-                           f"{paper.get(('ft', 'F'), (0,) * 5)[4]} vs {paper.get(('lora', 'F'), (0,) * 5)[4]}",
+                           f"{_paper_cell(paper, ('ft', 'F'), 4)} vs {_paper_cell(paper, ('lora', 'F'), 4)}",
                            [ft.ft_ratio()], [lora.ft_ratio()], a_name="FT", b_name="LoRA"))
         s_ft, s_lora = normalised_spectrum(ft.blocks("F")[0]), normalised_spectrum(lora.blocks("F")[0])
         keep = (s_ft > 1e-6) & (s_lora > 1e-6)
@@ -233,7 +241,7 @@ def ntk_claims(results: dict, dataset: str, page: str = "ntk") -> list[Claim]:
     rank_f = max(r.statistics("F")["rank_fp32"] for r in results.values())
     size = n * first.C
     out.append(Claim("K4", page, f"{tag}: Pre-train E has low rank (< 1/4 of its size) and below FT E's",
-                     f"{paper.get(('pretrained', 'P'), ('–',))[0]} of {250 * first.C}",
+                     f"{_paper_cell(paper, ('pretrained', 'P'), 0)} of {250 * first.C}",
                      f"rank(P) = {rank_p} of {size}; largest rank(F) = {rank_f}",
                      "holds" if rank_p < size / 4 and rank_p < rank_f else "does not hold",
                      "float32 numerical rank, numpy's default tolerance"))

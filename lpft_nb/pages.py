@@ -20,6 +20,9 @@ PROFILES = ("smoke", "default", "paper")
 LIST_SETTINGS = {"datasets": "dataset", "methods": "method", "seeds": "seed", "lp_Cs": "lp_C",
                  "head_scales": "head_scale"}
 RUN_KEYS = set(RunConfig.__dataclass_fields__)
+# Page parameters (not run settings) with a smallest allowed value, checked before a page runs.
+MINIMUM = {"n": 2, "path_points": 2, "multiplier_points": 2, "kernel_seed": 0, "seed": 0, "lora_alpha": 1e-12,
+           "step_target": 1e-12}
 # Page parameters whose elements must come from a fixed set (other than run settings).
 CHOICES = {"settings": ("ft", "lp_ft", "lora", "lp_lora"),
            "pages": ("dynamics", "norms", "ntk", "calibration", "lora", "boss_ood")}
@@ -73,6 +76,10 @@ def _check_run_value(key: str, value: Any, source: str) -> None:
 
 
 def _check_run_setting(key: str, value: Any, source: str) -> None:
+    if key in MINIMUM and key not in RUN_KEYS and value is not None and value < MINIMUM[key]:
+        raise ParamError(f"{source}: {value!r} is below the smallest allowed value {MINIMUM[key]:g}")
+    if key == "ranks" and (not value or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in value)):
+        raise ParamError(f"{source}: ranks must be a non-empty list of positive integers, got {value!r}")
     if key in CHOICES:
         bad = [v for v in value if v not in CHOICES[key]]
         if bad or not value:

@@ -48,6 +48,18 @@ def test_parameter_check_rejects_bad_files_with_one_line(tmp_path, changes, mess
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("page, changes, message", [
+    ("ntk", {"n": 1}, r"key 'n': 1 is below the smallest allowed value 2"),
+    ("ntk", {"settings": ["ft", "sgd"]}, r"key 'settings'.*not allowed"),
+    ("lora", {"ranks": [0, 8]}, r"ranks must be a non-empty list of positive integers"),
+    ("norms", {"head_scales": [0.0, 1.0]}, r"head_scale=0.0 must be > 0"),
+])
+def test_page_specific_parameters_are_checked_before_running(tmp_path, page, changes, message):
+    params = _params_copy(tmp_path, page, **changes)
+    with pytest.raises(ParamError, match=message):
+        check_profile(page, "default", params_dir=params)
+
+
 def test_build_rejects_a_bad_profile_before_running_anything(capsys):
     from lpft_nb.book import build_book
 
