@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from .download import ensure_book_data
 from .pages import BOOK_DIR, PARAMS_DIR, PROFILES, ROOT, ParamError, check_profile, is_notebook_page
 
 BUILD_DIR = ROOT / "_build"
@@ -143,6 +144,9 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
         raise ParamError(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(all_pages)}")
     for page in selected:  # every parameter file is checked before anything runs
         check_profile(page, profile)
+    data_dir = ensure_book_data()  # fetched first when no folder is set; offline: one-line error
+    os.environ["LPFT_DATA_DIR"] = str(data_dir)  # what the pages' kernels read
+    print(f"data {'':<16} {data_dir}", flush=True)
     selected = [p for p in selected if p not in GATHERING_PAGES] + [p for p in selected if p in GATHERING_PAGES]
     executed = BUILD_DIR / "executed" / profile
     total_start = time.perf_counter()

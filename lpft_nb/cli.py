@@ -1,4 +1,4 @@
-"""Command line: ``python -m lpft_nb {run,plan,bench,ntk,book,fork,check-html} ...``.
+"""Command line: ``python -m lpft_nb {run,plan,bench,ntk,book,fork,check-html,data} ...``.
 
 Every command checks its input first and exits with status 2 and one line on stderr on bad input.
 """
@@ -167,6 +167,50 @@ def cmd_check_html(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_data_download(args) -> int:
+    from .config import resolve_data_dir
+    from .data_files import BOSS_FILES, matches_pin
+    from .download import build_and_verify_boss, download
+
+    to = Path(args.to).expanduser().resolve() if args.to else resolve_data_dir(None)
+    print(f"data folder: {to}" + (f" (mirror {args.mirror})" if args.mirror else " (official hosts)"), flush=True)
+    for path, status in download(to, mirror=args.mirror, retries=args.retries, progress=not args.quiet):
+        print(f"{path:<78} {status}")
+    if args.no_build:
+        return 0
+    if all(matches_pin(to / f.path, f) for f in BOSS_FILES):
+        for f in BOSS_FILES:
+            print(f"{f.path:<78} present (sha256 ✓)")
+        return 0
+    return _print_built(build_and_verify_boss(to / "sources", to))
+
+
+def _print_built(built: list[tuple[str, int, str]]) -> int:
+    for path, rows, verdict in built:
+        print(f"{path:<78} built, {rows:,} rows, {verdict}")
+    return 1 if any("differs" in verdict for _, _, verdict in built) else 0
+
+
+def cmd_data_build_boss(args) -> int:
+    from .config import resolve_data_dir
+    from .download import build_and_verify_boss
+
+    to = Path(args.to).expanduser().resolve() if args.to else resolve_data_dir(None)
+    sources = Path(args.sources).expanduser().resolve() if args.sources else to / "sources"
+    print(f"sources: {sources}\nbuilding into: {to}", flush=True)
+    return _print_built(build_and_verify_boss(sources, to))
+
+
+def cmd_data_check(args) -> int:
+    from .config import resolve_data_dir
+    from .data_check import check_folder, format_report
+
+    folder = Path(args.folder).expanduser().resolve() if args.folder else resolve_data_dir(None)
+    rows, notes = check_folder(folder)
+    print(format_report(folder, rows, notes))
+    return 1 if any(r.problem for r in rows) else 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lpft_nb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +266,24 @@ def make_parser() -> argparse.ArgumentParser:
     check.add_argument("html_dir", nargs="?", help="default: _build/html")
     check.add_argument("--screenshots", metavar="DIR", help="also save a PNG of each page here")
     check.set_defaults(func=cmd_check_html)
+
+    data = sub.add_parser("data", help="fetch, build and check the data folder (download | build-boss | check)")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    dl = data_sub.add_parser("download", help="fetch the raw files (sha256-checked), then build the BOSS files")
+    dl.add_argument("--to", metavar="DIR", help="data folder (default: $LPFT_DATA_DIR, else ~/.cache/lpft-book/data)")
+    dl.add_argument("--mirror", metavar="URL",
+                    help="fetch every file from URL/<path in the data folder> instead of the official hosts")
+    dl.add_argument("--retries", type=int, default=2, help="extra attempts per file after a failed download")
+    dl.add_argument("--no-build", dest="no_build", action="store_true", help="do not build the BOSS files")
+    dl.add_argument("--quiet", action="store_true", help="no progress bars")
+    dl.set_defaults(func=cmd_data_download)
+    bb = data_sub.add_parser("build-boss", help="rebuild the BOSS tsv files from the raw sources (BOSS's procedure)")
+    bb.add_argument("--sources", metavar="DIR", help="raw sources (default: <data folder>/sources)")
+    bb.add_argument("--to", metavar="DIR", help="data folder to write boss/ into (default: as for download)")
+    bb.set_defaults(func=cmd_data_build_boss)
+    ck = data_sub.add_parser("check", help="validate a data folder: files, rows, labels, class counts, sha256")
+    ck.add_argument("folder", nargs="?", metavar="DIR", help="default: $LPFT_DATA_DIR, else ~/.cache/lpft-book/data")
+    ck.set_defaults(func=cmd_data_check)
     return parser
 
 

@@ -254,9 +254,15 @@ def _resolve_folder(setting: str | None, env_var: str, default: Path) -> Path:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def default_data_dir() -> Path:
+    """Where `python -m lpft_nb book` and `data download` put the data when no folder is set:
+    ``$XDG_CACHE_HOME/lpft-book/data`` (``~/.cache/lpft-book/data``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").resolve() / "lpft-book" / "data"
+
+
 def resolve_data_dir(data_dir: str | None) -> Path:
-    """The data folder: the setting, else $LPFT_DATA_DIR, else ../shared/data beside the checkout."""
-    return _resolve_folder(data_dir, "LPFT_DATA_DIR", REPO_ROOT.parent / "shared" / "data")
+    """The data folder: the setting, else $LPFT_DATA_DIR, else `default_data_dir()` (filled by `data download`)."""
+    return _resolve_folder(data_dir, "LPFT_DATA_DIR", default_data_dir())
 
 
 def resolve_cache_dir(cache_dir: str | None) -> Path:

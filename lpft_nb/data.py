@@ -43,8 +43,8 @@ def class_names(dataset: str) -> tuple[str, ...]:
 
 
 WHERE_DATA_COMES_FROM = (
-    "point LPFT_DATA_DIR (or data_dir) at a folder laid out like ../shared/data "
-    "(SuperGLUE v2 jsonl from super.gluebenchmark.com; BOSS tsv from lifan-yuan/OOD_NLP)"
+    "fetch a data folder with `python -m lpft_nb data download --to DIR` and point LPFT_DATA_DIR (or data_dir) "
+    "at DIR; `python -m lpft_nb data check DIR` says what a folder lacks"
 )
 
 

@@ -1,4 +1,9 @@
-"""Shared fixtures: the real data folder, a tiny random BERT in a temporary folder, a private cache."""
+"""Shared fixtures: the real data folder, a tiny random BERT in a temporary folder, a private cache.
+
+The data folder is $LPFT_DATA_DIR, else ../shared/data beside the checkout (the staged copy CI uses),
+else the default folder that `python -m lpft_nb data download` fills. It is exported as LPFT_DATA_DIR
+so that pages executed by the tests read it too.
+"""
 
 import os
 from pathlib import Path
@@ -6,17 +11,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from lpft_nb.config import resolve_data_dir
+from lpft_nb.config import REPO_ROOT, default_data_dir
 from lpft_nb.model import build_tiny_model
 
 torch.set_num_threads(2)
 
+if not os.environ.get("LPFT_DATA_DIR"):
+    _shared = REPO_ROOT.parent / "shared" / "data"
+    os.environ["LPFT_DATA_DIR"] = str(_shared if _shared.is_dir() else default_data_dir())
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = resolve_data_dir(os.environ.get("LPFT_DATA_DIR"))
+    path = Path(os.environ["LPFT_DATA_DIR"]).resolve()
     if not (path / "superglue" / "CB" / "train.jsonl").is_file():
-        pytest.fail(f"test data not found at {path}; set LPFT_DATA_DIR to the shared data folder")
+        pytest.fail(f"test data not found at {path}; run `python -m lpft_nb data download` "
+                    "or set LPFT_DATA_DIR to a data folder")
     return path
 
 

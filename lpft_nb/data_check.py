@@ -1,0 +1,151 @@
+"""Validate a data folder: every file present, rows, label sets and class counts, sha256 against the pins.
+
+    python -m lpft_nb data check [DIR]
+
+Prints one table (one row per file) and, for each problem, what is wrong and the command that fixes it.
+The raw sources (``sources/``) are needed only to rebuild the BOSS files; a folder without a ``sources``
+folder is complete for the book, and the table says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import BOSS_CLASSES, SUPERGLUE, DataError, read_boss_tsv, read_superglue
+from .data_files import BOOK_FILES, PINNED, RAW_FILES, Expected, sha256_of
+
+
+@dataclass
+class FileCheck:
+    """One row of the table: what was found in one file and the problem, if any ('' = ok)."""
+
+    path: str
+    rows: str = "–"
+    classes: str = "–"
+    sha256: str = "–"
+    problem: str = ""
+    fix: str = ""
+
+
+def _fix_command(path: str, folder: Path) -> str:
+    if path.startswith("boss/"):
+        return f"python -m lpft_nb data build-boss --to {folder}"
+    return f"python -m lpft_nb data download --to {folder}"
+
+
+def _superglue_classes(path: str) -> tuple[str, ...]:
+    task = path.split("/")[1].lower()
+    return SUPERGLUE[task][1]
+
+
+def _count_unlabelled_jsonl(path: Path) -> int:
+    rows = 0
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("premise"), str):
+                raise DataError(f"{path}:{lineno}: expected an object with a 'premise' string")
+            rows += 1
+    return rows
+
+
+def _read_counts(path: Path, expected: Expected) -> tuple[int, Counter, int]:
+    """(rows, class counts of the rows the pages load, rows with an empty text) of one book file."""
+    if expected.path.startswith("superglue/"):
+        if expected.classes is None:
+            return _count_unlabelled_jsonl(path), Counter(), 0
+        names = _superglue_classes(expected.path)
+        split = read_superglue(path, names)
+        return len(split), Counter(names[i] for i in split.labels), 0
+    split = read_boss_tsv(path)
+    return len(split) + split.dropped_empty, Counter(BOSS_CLASSES[i] for i in split.labels), split.dropped_empty
+
+
+def _format_classes(counts: Counter, order) -> str:
+    return " · ".join(f"{name} {counts.get(name, 0):,}" for name in order)
+
+
+def check_book_file(folder: Path, expected: Expected) -> FileCheck:
+    row = FileCheck(expected.path)
+    path = folder / expected.path
+    fix = _fix_command(expected.path, folder)
+    if not path.is_file():
+        row.problem, row.fix = "missing", fix
+        return row
+    pinned = PINNED.get(expected.path)
+    if pinned is not None:
+        row.sha256 = "= pinned" if sha256_of(path) == pinned.sha256 else "differs"
+    try:
+        rows, counts, empty = _read_counts(path, expected)
+    except DataError as err:
+        row.problem, row.fix = f"malformed: {err}", fix
+        return row
+    row.rows = f"{rows:,}" + (f" ({empty} empty text{'s' if empty > 1 else ''}, skipped on load)" if empty else "")
+    if expected.classes is not None:
+        row.classes = _format_classes(counts, expected.classes)
+    problems = []
+    if rows != expected.rows:
+        problems.append(f"{rows:,} rows, expected {expected.rows:,}")
+    if expected.classes is not None:
+        unknown = sorted(set(counts) - set(expected.classes))
+        if unknown:
+            problems.append(f"labels {unknown} outside {list(expected.classes)}")
+        elif dict(counts) != {k: v for k, v in expected.classes.items() if v}:
+            problems.append(f"class counts differ from the expected {_format_classes(Counter(expected.classes), expected.classes)}")
+    if row.sha256 == "differs":
+        problems.append("contents differ from the pinned file")
+    if problems:
+        row.problem, row.fix = "; ".join(problems), fix
+    return row
+
+
+def check_raw_file(folder: Path, path: str) -> FileCheck:
+    row = FileCheck(path)
+    target = folder / path
+    if not target.is_file():
+        row.problem, row.fix = "missing", _fix_command(path, folder)
+        return row
+    row.rows = f"{target.stat().st_size:,} B"
+    row.sha256 = "= pinned" if sha256_of(target) == PINNED[path].sha256 else "differs"
+    if row.sha256 == "differs":
+        row.problem, row.fix = "contents differ from the pinned file", _fix_command(path, folder)
+    return row
+
+
+def check_folder(folder: Path) -> tuple[list[FileCheck], list[str]]:
+    """Rows of the table and notes. The folder passes when no row has a problem."""
+    if not folder.is_dir():
+        raise DataError(f"data folder {folder} not found; create one with "
+                        f"`python -m lpft_nb data download --to {folder}`")
+    rows = [check_book_file(folder, e) for e in BOOK_FILES]
+    notes = []
+    raw_sources = [f.path for f in RAW_FILES if f.path.startswith("sources/")]
+    if (folder / "sources").is_dir():
+        rows += [check_raw_file(folder, p) for p in raw_sources]
+    else:
+        notes.append(f"no sources/ folder: the book does not need it; `data build-boss` does "
+                     f"({len(raw_sources)} raw files, fetched by `data download`)")
+    return rows, notes
+
+
+def format_report(folder: Path, rows: list[FileCheck], notes: list[str]) -> str:
+    """The table, then the notes, then one line per problem with its fix."""
+    header = ("file", "rows", "classes (rows the pages load)", "sha256", "status")
+    cells = [(r.path, r.rows, r.classes, r.sha256, "ok" if not r.problem else "PROBLEM") for r in rows]
+    widths = [max(len(str(c[i])) for c in [header, *cells]) for i in range(len(header))]
+    lines = [f"data folder: {folder}", "  ".join(h.ljust(w) for h, w in zip(header, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells]
+    lines += [f"note: {n}" for n in notes]
+    problems = [r for r in rows if r.problem]
+    lines += [f"problem: {r.path}: {r.problem} — fix: {r.fix}" for r in problems]
+    lines.append(f"{len(rows)} files checked, {len(problems)} problem(s)")
+    return "\n".join(lines)
