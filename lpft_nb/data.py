@@ -127,11 +127,8 @@ def _need(path: Path) -> Path:
     return path
 
 
-def read_superglue(path: Path, class_names: tuple[str, ...]) -> Split:
-    """Read a SuperGLUE (premise, hypothesis, label) jsonl file; labels mapped in `class_names` order."""
-    _need(path)
-    label_id = {name: i for i, name in enumerate(class_names)}
-    texts, pairs, labels = [], [], []
+def iter_jsonl(path: Path, fields: tuple[str, ...] = ()):
+    """Yield (line number, object) for each non-blank line; an error names the file and line."""
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -140,16 +137,27 @@ def read_superglue(path: Path, class_names: tuple[str, ...]) -> Split:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            for key in ("premise", "hypothesis", "label"):
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object")
+            for key in fields:
                 if key not in row:
                     raise DataError(f"{path}:{lineno}: missing field '{key}'")
-            if row["label"] not in label_id:
-                raise DataError(f"{path}:{lineno}: label {row['label']!r} not in {list(class_names)}")
-            if not isinstance(row["premise"], str) or not isinstance(row["hypothesis"], str):
-                raise DataError(f"{path}:{lineno}: premise and hypothesis must be strings")
-            texts.append(row["premise"])
-            pairs.append(row["hypothesis"])
-            labels.append(label_id[row["label"]])
+            yield lineno, row
+
+
+def read_superglue(path: Path, class_names: tuple[str, ...]) -> Split:
+    """Read a SuperGLUE (premise, hypothesis, label) jsonl file; labels mapped in `class_names` order."""
+    _need(path)
+    label_id = {name: i for i, name in enumerate(class_names)}
+    texts, pairs, labels = [], [], []
+    for lineno, row in iter_jsonl(path, ("premise", "hypothesis", "label")):
+        if row["label"] not in label_id:
+            raise DataError(f"{path}:{lineno}: label {row['label']!r} not in {list(class_names)}")
+        if not isinstance(row["premise"], str) or not isinstance(row["hypothesis"], str):
+            raise DataError(f"{path}:{lineno}: premise and hypothesis must be strings")
+        texts.append(row["premise"])
+        pairs.append(row["hypothesis"])
+        labels.append(label_id[row["label"]])
     if not texts:
         raise DataError(f"{path}: no examples")
     return Split(name=path.stem, texts=texts, pairs=pairs, labels=np.array(labels, dtype=np.int64),

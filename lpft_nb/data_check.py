@@ -9,12 +9,11 @@ folder is complete for the book, and the table says so.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import BOSS_CLASSES, SUPERGLUE, DataError, read_boss_tsv, read_superglue
+from .data import BOSS_CLASSES, SUPERGLUE, DataError, iter_jsonl, read_boss_tsv, read_superglue
 from .data_files import BOOK_FILES, PINNED, RAW_FILES, Expected, sha256_of
 
 
@@ -42,19 +41,7 @@ def _superglue_classes(path: str) -> tuple[str, ...]:
 
 
 def _count_unlabelled_jsonl(path: Path) -> int:
-    rows = 0
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("premise"), str):
-                raise DataError(f"{path}:{lineno}: expected an object with a 'premise' string")
-            rows += 1
-    return rows
+    return sum(1 for _ in iter_jsonl(path, ("premise", "hypothesis")))
 
 
 def _read_counts(path: Path, expected: Expected) -> tuple[int, Counter, int]:
