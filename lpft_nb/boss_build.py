@@ -6,7 +6,8 @@ negative = 0, positive = 1, neutral = 2; BOSS's seeded shuffles (Python ``random
 ``Dataset.shuffle(0)`` as ``numpy.random.default_rng(0).permutation``); written by pandas ``to_csv`` as BOSS's
 ``save_data`` does. Run on ``../shared/data/sources`` it reproduces ``../shared/data/boss`` byte for byte.
 
-Raw inputs, relative to the sources folder, are listed in ``SOURCES``; outputs in ``OUTPUTS``.
+Raw inputs, relative to the sources folder, are listed in ``SOURCES``; the outputs and their pinned sha256
+in ``data_files.BOSS_FILES``.
 """
 
 from __future__ import annotations
@@ -51,12 +52,6 @@ SOURCES = {
     "semeval": (SEMEVAL_DIR / "twitter-2016train-A.txt", SEMEVAL_DIR / "twitter-2016test-A.txt"),
     "sst5": (SST_DIR / "datasetSentences.txt", SST_DIR / "datasetSplit.txt", SST_TREES),
     "amazon": tuple(path for _, path in AMAZON_FILES),
-}
-OUTPUTS = {
-    "dynasent": ("test",),
-    "semeval": ("test",),
-    "sst5": ("test",),
-    "amazon": ("train", "test"),
 }
 
 Rows = list[tuple[str, int]]
@@ -201,15 +196,6 @@ BUILDERS: dict[str, Callable[[Path], dict[str, Rows]]] = {
     "dynasent": build_dynasent, "semeval": build_semeval, "sst5": build_sst5, "amazon": build_amazon}
 
 
-def output_paths(name: str) -> list[Path]:
-    """Paths, relative to a data folder, of the BOSS files built for one set."""
-    return [BOSS_DIR / name / f"{split}.tsv" for split in OUTPUTS[name]]
-
-
-def missing_sources(sources: Path) -> list[Path]:
-    return [sources / rel for rels in SOURCES.values() for rel in rels if not (sources / rel).is_file()]
-
-
 def write_tsv(rows: Rows, path: Path) -> None:
     """BOSS's ``save_data``: pandas ``to_csv(sep='\\t', index=False, header=['Text', 'Label'])``, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,7 +217,7 @@ def build_boss(sources: Path, to: Path, names: tuple[str, ...] = tuple(BUILDERS)
     unknown = [n for n in names if n not in BUILDERS]
     if unknown:
         raise DataError(f"unknown BOSS set(s) {unknown}; valid: {list(BUILDERS)}")
-    missing = [p for p in missing_sources(sources) if any(p == sources / r for n in names for r in SOURCES[n])]
+    missing = [sources / rel for name in names for rel in SOURCES[name] if not (sources / rel).is_file()]
     if missing:
         listed = ", ".join(str(p) for p in missing[:3]) + (" …" if len(missing) > 3 else "")
         raise DataError(f"{len(missing)} raw source file(s) missing: {listed}; "

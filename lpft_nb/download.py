@@ -13,6 +13,7 @@ skipped. ``ensure_book_data`` is what ``python -m lpft_nb book`` runs first.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import tempfile
 import zipfile
@@ -73,8 +74,6 @@ def _fetch(base_url: str, folder: Path, name: str, known_sha256: str | None, url
 
 def _place(data: bytes, target: Path, pinned: DataFile, origin: str) -> None:
     """Check `data` against the pin, then write it to `target` atomically (temp file + rename)."""
-    import hashlib
-
     digest = hashlib.sha256(data).hexdigest()
     if digest != pinned.sha256:
         raise DownloadError(f"{pinned.path}: taken from {origin}, its sha256 {digest[:12]}… differs from the pinned "
@@ -107,7 +106,7 @@ def _fetch_remote(remote: Remote, files: list[DataFile], to: Path, retries: int,
             _fetch("", target.parent, target.name, f.sha256, remote.url, retries, progress)
         return
     archive = _fetch("", to / DOWNLOADS, remote.filename, remote.sha256, remote.url, retries, progress)
-    wanted = {path for path in (f.path for f in files)}
+    wanted = {f.path for f in files}
     try:
         if remote.kind == "zip":
             try:
@@ -151,6 +150,9 @@ def download(to: Path, mirror: str | None = None, retries: int = 2, progress: bo
             group = [f for f in needed if remote_of(f.path) is remote]
             if group:
                 _fetch_remote(remote, group, to, retries, progress)
+        downloads = to / DOWNLOADS
+        if downloads.is_dir() and not any(downloads.iterdir()):
+            downloads.rmdir()
     fetched = {f.path for f in needed}
     return [(f.path, "downloaded (sha256 ✓)" if f.path in fetched else "present (sha256 ✓)") for f in files]
 
