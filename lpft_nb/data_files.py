@@ -7,9 +7,10 @@ Three groups, paths relative to a data folder:
 - ``RAW_FILES``: what ``data download`` fetches (the SuperGLUE files above and the raw BOSS sources);
 - ``BOSS_FILES``: what ``data build-boss`` writes from the raw sources.
 
-Hashes are those of ../shared/data (README there: provenance of every file). The official archives are
-not hashed upstream, except the 2014 Amazon file; each file taken out of an archive is checked against
-its pinned sha256 instead, so a changed upstream file is an error, never a silent difference.
+Hashes are those of ../shared/data (README there: provenance of every file). No sha256 of the official
+archives themselves is known (the 2014 Amazon file, stored as downloaded, is pinned whole); each file taken
+out of an archive is checked against its pinned sha256 instead, so a changed upstream file is an error,
+never a silent difference.
 """
 
 from __future__ import annotations
