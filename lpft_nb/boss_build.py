@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .atomic import write_atomically
 from .data import BOSS_DIR, DataError
 
 LABELS = {"negative": 0, "positive": 1, "neutral": 2}
@@ -198,15 +197,8 @@ BUILDERS: dict[str, Callable[[Path], dict[str, Rows]]] = {
 
 def write_tsv(rows: Rows, path: Path) -> None:
     """BOSS's ``save_data``: pandas ``to_csv(sep='\\t', index=False, header=['Text', 'Label'])``, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        pd.DataFrame(rows, columns=["Text", "Label"]).to_csv(tmp, sep="\t", index=False, header=["Text", "Label"])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    frame = pd.DataFrame(rows, columns=["Text", "Label"])
+    write_atomically(path, lambda tmp: frame.to_csv(tmp, sep="\t", index=False, header=["Text", "Label"]))
 
 
 def build_boss(sources: Path, to: Path, names: tuple[str, ...] = tuple(BUILDERS)) -> dict[str, int]:

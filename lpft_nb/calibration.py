@@ -21,14 +21,20 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> dict[str, np.ndarray]:
-    """Per bin (lower, upper]: count, mean confidence, accuracy. Arrays of length n_bins."""
+def _confidence_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int):
+    """Per example: confidence (n,), correctness 0/1 (n,) and bin index (n,); plus the n_bins + 1 edges.
+    Bin b holds confidences in (edges[b], edges[b+1]] (a confidence of exactly 0 joins bin 0)."""
     probs = np.asarray(probs, np.float64)
     conf = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == np.asarray(labels)).astype(float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # bin b holds conf in (edges[b], edges[b+1]]
     idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    return conf, correct, idx, edges
+
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> dict[str, np.ndarray]:
+    """Per bin (lower, upper]: count, mean confidence, accuracy. Arrays of length n_bins."""
+    conf, correct, idx, edges = _confidence_bins(probs, labels, n_bins)
     count = np.bincount(idx, minlength=n_bins).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(idx, weights=conf, minlength=n_bins) / count
@@ -108,8 +114,9 @@ def fit_temperature_lbfgs(logits: np.ndarray, labels: np.ndarray) -> Temperature
         return loss
 
     opt.step(closure)
-    t = float(log_t.exp())
-    return TemperatureFit(t, 200, nll(logits, labels), nll(np.asarray(logits) / t, labels))
+    t = float(log_t.detach().exp())
+    steps = int(opt.state[log_t]["n_iter"])  # iterations L-BFGS took (≤ max_iter)
+    return TemperatureFit(t, steps, nll(logits, labels), nll(np.asarray(logits) / t, labels))
 
 
 @dataclass
@@ -148,11 +155,7 @@ def bootstrap_interval(probs: np.ndarray, labels: np.ndarray, n_resamples: int =
 
     Vectorised over resamples; each resample's ECE/MCE is exactly `ece_mce` of that resample (tested).
     """
-    probs = np.asarray(probs, np.float64)
-    conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == np.asarray(labels)).astype(float)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    conf, correct, bins, _ = _confidence_bins(probs, labels, n_bins)
     n = len(conf)
     idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
     flat = (bins[idx] + n_bins * np.arange(n_resamples)[:, None]).ravel()
@@ -180,9 +183,9 @@ def run_calibration(run, split: str = "test", n_resamples: int = 500) -> dict:
     """
     import hashlib
     import json
-    import os
-    import tempfile
     from pathlib import Path
+
+    from .atomic import write_atomically
 
     key = f"{run.path}:{split}:{n_resamples}"
     if key in _RUN_CALIBRATION:
@@ -209,10 +212,8 @@ def run_calibration(run, split: str = "test", n_resamples: int = 500) -> dict:
         out[f"ece{tag}_ci"], out[f"mce{tag}_ci"] = list(ci["ece"]), list(ci["mce"])
     _RUN_CALIBRATION[key] = out
     if Path(run.path).is_dir():
-        fd, tmp = tempfile.mkstemp(dir=run.path, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in out.items()}, fh)
-        os.replace(tmp, stored)
+        text = json.dumps({k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in out.items()})
+        write_atomically(stored, lambda tmp: Path(tmp).write_text(text))
     return out
 
 
@@ -230,3 +231,14 @@ def head_multiplier_curve(features, weight, bias, labels, multipliers) -> dict[s
         out["confidence"].append(float(probs.max(1).mean()))
         out["ece"].append(ece_mce(probs, labels)[0])
     return out
+
+
+def temperature_as_head_scaling(run) -> dict:
+    """§4.6's algebra on one run's test set: softmax(logits / T) against the probabilities of the network with
+    its head multiplied by 1/T (recomputed from the stored features). Returns T, the largest absolute
+    probability difference (float32 features) and whether the argmax is unchanged by the rescaling."""
+    a, T = run.arrays, run_calibration(run)["T"]
+    by_head = head_scaled_probabilities(a["features_after_test"], a["head_weight_final"], a["head_bias_final"], 1 / T)
+    by_temperature = softmax(a["logits_test"] / T)
+    return {"T": T, "max_difference": float(np.abs(by_head - by_temperature).max()),
+            "argmax_unchanged": bool(np.array_equal(by_head.argmax(1), a["logits_test"].argmax(1)))}

@@ -95,6 +95,10 @@ def cmd_plan(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.n < 2:
+        raise ConfigError(f"--n {args.n}: needs at least 2 examples per kernel side")
+    if not args.memory_gib > 0:
+        raise ConfigError(f"--memory-gib {args.memory_gib:g}: must be > 0")
     if args.ntk:
         from .kernel_runs import ntk_benchmark
 

@@ -106,6 +106,9 @@ class RunConfig:
         for key in ("epochs", "eval_batch_size", "max_length", "lora_r"):
             if getattr(self, key) < 1:
                 raise bad(key, "must be >= 1")
+        for key in ("seed", "subset_seed"):  # numpy and scikit-learn reject negative seeds
+            if getattr(self, key) < 0:
+                raise bad(key, "must be >= 0")
         for key in ("max_train", "max_eval", "max_per_class", "batch_size"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise bad(key, "must be >= 1 or null")

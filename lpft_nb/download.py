@@ -15,11 +15,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from .atomic import write_atomically
 from .boss_build import build_boss
 from .config import default_data_dir, resolve_data_dir
 from .data import DataError
@@ -79,15 +79,7 @@ def _place(data: bytes, target: Path, pinned: DataFile, origin: str) -> None:
         raise DownloadError(f"{pinned.path}: taken from {origin}, its sha256 {digest[:12]}… differs from the pinned "
                             f"{pinned.sha256[:12]}…; nothing was written (the upstream file changed, or the "
                             "download is corrupt: run again, or use --mirror)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(target, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def _zip_member(archive: zipfile.ZipFile, suffix: str, origin: str) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import load_npz, save_npz
 from .bench import peak_rss_gib
 from .config import DEFAULT_MODEL, resolve_cache_dir
 from .data import load_task
@@ -70,6 +69,8 @@ class KernelSpec:
             raise ValueError(f"embeddings={self.embeddings!r} is unknown; valid: {', '.join(EMBEDDING_MODES)}")
         if self.n < 2:
             raise ValueError(f"n={self.n} must be >= 2")
+        if self.seed < 0:
+            raise ValueError(f"seed={self.seed} must be >= 0")
         if self.params not in PARAM_SUBSETS:
             raise ValueError(f"params={self.params!r} is unknown; valid: {', '.join(PARAM_SUBSETS)}")
 
@@ -88,7 +89,8 @@ def _code_hash() -> str:
     import inspect
 
     parts = [source_hash(), Path(__file__).with_name("ntk.py").read_text()]
-    parts += [inspect.getsource(obj) for obj in (KernelSpec, _subsets, build_setting_model, get_kernels)]
+    parts += [inspect.getsource(obj) for obj in (KernelSpec, _subsets, build_setting_model, _setting_inputs,
+                                                 get_kernels)]
     return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
 
 
@@ -111,6 +113,13 @@ def build_setting_model(spec: KernelSpec, task, tokenizer):
             model.head.weight.copy_(torch.from_numpy(probe.weight).float())
             model.head.bias.copy_(torch.from_numpy(probe.bias).float())
     return model.eval()
+
+
+def _setting_inputs(spec: KernelSpec, task):
+    """The model at the start of the FT stage and the encoded training and test splits."""
+    tokenizer = load_tokenizer(spec.model, spec.cache_dir)
+    model = build_setting_model(spec, task, tokenizer)
+    return model, encode(task.train, tokenizer, spec.max_length), encode(task.test, tokenizer, spec.max_length)
 
 
 @dataclass
@@ -175,19 +184,14 @@ def get_kernels(spec: KernelSpec, progress: bool = False, refresh: bool = False,
     key = hashlib.sha256(json.dumps(key_payload, sort_keys=True).encode()).hexdigest()[:20]
     root = resolve_cache_dir(spec.cache_dir) / "ntk"
     path = root / f"{spec.dataset}-{spec.setting}-{spec.params}-n{spec.n}-s{spec.seed}-{key}.npz"
-    if path.is_file() and not refresh:
-        try:
-            with np.load(path) as z:
-                parts = KernelParts(z["p_scalar"], z["F"], z["logits0"], z["labels"], int(z["n_train"]),
-                                    int(z["backward_passes"]), int(z["parameter_groups"]), int(z["n_parameters"]))
-                return KernelResult(spec, parts, z["train_idx"], z["eval_idx"], float(z["seconds"]),
-                                    float(z["peak_rss_gib"]), True, path)
-        except Exception:
-            path.unlink(missing_ok=True)  # unreadable: recompute, never serve
+    z = None if refresh else load_npz(path)
+    if z is not None:
+        parts = KernelParts(z["p_scalar"], z["F"], z["logits0"], z["labels"], int(z["n_train"]),
+                            int(z["backward_passes"]), int(z["parameter_groups"]), int(z["n_parameters"]))
+        return KernelResult(spec, parts, z["train_idx"], z["eval_idx"], float(z["seconds"]),
+                            float(z["peak_rss_gib"]), True, path)
     start = time.perf_counter()
-    tokenizer = load_tokenizer(spec.model, spec.cache_dir)
-    model = build_setting_model(spec, task, tokenizer)
-    enc_train, enc_test = encode(task.train, tokenizer, spec.max_length), encode(task.test, tokenizer, spec.max_length)
+    model, enc_train, enc_test = _setting_inputs(spec, task)
     train_idx, eval_idx = _subsets(len(enc_train), len(enc_test), spec.n, spec.seed)
     from tqdm import tqdm
 
@@ -196,18 +200,10 @@ def get_kernels(spec: KernelSpec, progress: bool = False, refresh: bool = False,
                             memory_gib=memory_gib, seed=spec.seed, progress=bar, subset=spec.params)
     bar.close()
     seconds, rss = time.perf_counter() - start, peak_rss_gib()
-    root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, p_scalar=parts.p_scalar, F=parts.F, logits0=parts.logits0, labels=parts.labels,
-                 n_train=parts.n_train, backward_passes=parts.backward_passes,
-                 parameter_groups=parts.parameter_groups, n_parameters=parts.n_parameters,
-                 train_idx=train_idx, eval_idx=eval_idx, seconds=seconds, peak_rss_gib=rss)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_npz(path, p_scalar=parts.p_scalar, F=parts.F, logits0=parts.logits0, labels=parts.labels,
+             n_train=parts.n_train, backward_passes=parts.backward_passes, parameter_groups=parts.parameter_groups,
+             n_parameters=parts.n_parameters, train_idx=train_idx, eval_idx=eval_idx, seconds=seconds,
+             peak_rss_gib=rss)
     return KernelResult(spec, parts, train_idx, eval_idx, seconds, rss, False, path)
 
 
@@ -223,30 +219,17 @@ def linearization_check(spec: KernelSpec, result: KernelResult, target_change: f
 
     code = hashlib.sha256(inspect.getsource(_linearization_step).encode()).hexdigest()[:8]
     cached = result.path.with_name(result.path.stem + f"-step{target_change:g}-{code}.npz")
-    if cached.is_file():
-        try:
-            with np.load(cached) as z:
-                return {"predicted": z["predicted"], "measured": z["measured"], "lr": float(z["lr"]),
-                        "relative_error": float(z["relative_error"])}
-        except Exception:
-            cached.unlink(missing_ok=True)
+    z = load_npz(cached)
+    if z is not None:
+        return {"predicted": z["predicted"], "measured": z["measured"], "lr": float(z["lr"]),
+                "relative_error": float(z["relative_error"])}
     out = _linearization_step(spec, result, target_change)
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **out)
-        os.replace(tmp, cached)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_npz(cached, **out)
     return out
 
 
 def _linearization_step(spec: KernelSpec, result: KernelResult, target_change: float) -> dict:
-    task = load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
-    tokenizer = load_tokenizer(spec.model, spec.cache_dir)
-    model = build_setting_model(spec, task, tokenizer)
-    enc_train, enc_test = encode(task.train, tokenizer, spec.max_length), encode(task.test, tokenizer, spec.max_length)
+    model, enc_train, enc_test = _setting_inputs(spec, load_task(spec.dataset, spec.data_dir, max_train=spec.max_train))
     n = result.parts.n_train
     K = result.parts.P() + result.parts.F
     delta = residuals(result.parts.logits0[:n], result.parts.labels[:n])

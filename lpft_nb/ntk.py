@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .calibration import softmax
 from .model import LinearHeadClassifier
 from .train import Encoded
 
@@ -215,9 +216,7 @@ def normalised_spectrum(K: np.ndarray) -> np.ndarray:
 
 def residuals(logits0: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """δ = e_y − softmax(f₀), (n, C)."""
-    z = logits0 - logits0.max(1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
-    return np.eye(logits0.shape[1])[labels] - p
+    return np.eye(logits0.shape[1])[labels] - softmax(logits0)
 
 
 def ft_ratio(P4: np.ndarray, F4: np.ndarray, delta: np.ndarray) -> float:

@@ -18,11 +18,15 @@ PARAMS_DIR = ROOT / "params"
 PROFILES = ("smoke", "default", "paper")
 # Page parameters that hold a list of run settings, and the setting each element is.
 LIST_SETTINGS = {"datasets": "dataset", "methods": "method", "seeds": "seed", "lp_Cs": "lp_C",
-                 "head_scales": "head_scale"}
+                 "head_scales": "head_scale", "scaling_seeds": "seed"}
+# Page parameters holding one value of a run setting.
+SINGLE_SETTINGS = {"scaling_dataset": "dataset", "rank_dataset": "dataset"}
+# Page parameters whose value must be one of the values of another parameter of the same page.
+MEMBER_OF = {"rank_dataset": "datasets"}
 RUN_KEYS = set(RunConfig.__dataclass_fields__)
 # Page parameters (not run settings) with a smallest allowed value, checked before a page runs.
-MINIMUM = {"n": 2, "path_points": 2, "multiplier_points": 2, "kernel_seed": 0, "seed": 0, "lora_alpha": 1e-12,
-           "step_target": 1e-12}
+MINIMUM = {"n": 2, "path_points": 2, "multiplier_points": 2, "kernel_seed": 0, "seed": 0, "tsne_seed": 0,
+           "lora_alpha": 1e-12, "step_target": 1e-12}
 # Page parameters whose elements must come from a fixed set (other than run settings).
 CHOICES = {"settings": ("ft", "lp_ft", "lora", "lp_lora"),
            "pages": ("dynamics", "norms", "ntk", "calibration", "lora", "boss_ood")}
@@ -86,6 +90,9 @@ def _check_run_setting(key: str, value: Any, source: str) -> None:
             raise ParamError(f"{source}: {bad or 'empty list'} not allowed; valid: {', '.join(CHOICES[key])}")
     if key in RUN_KEYS:
         RunConfig.from_dict({key: coerce(key, value, source)}, source=source)
+    elif key in SINGLE_SETTINGS:
+        setting = SINGLE_SETTINGS[key]
+        RunConfig.from_dict({setting: coerce(setting, value, source)}, source=source)
     elif key in LIST_SETTINGS:
         setting = LIST_SETTINGS[key]
         if not value:
@@ -113,4 +120,8 @@ def check_profile(page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir
             raise ParamError(f"{source}: key '{key}' has type {type(value).__name__}, "
                              f"but the page's default {defaults[key]!r} is {type(defaults[key]).__name__}")
         _check_run_value(key, value, f"{source}: key '{key}'")
+    merged = {**defaults, **values}
+    for key, container in MEMBER_OF.items():
+        if key in merged and container in merged and merged[key] not in merged[container]:
+            raise ParamError(f"{source}: key '{key}': {merged[key]!r} is not in {container} {merged[container]!r}")
     return values

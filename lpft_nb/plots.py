@@ -199,6 +199,20 @@ def tsne_figure(run, class_names, title: str, seed: int = 0) -> plt.Figure:
     return fig
 
 
+def tsne_figures(study: Study, methods, lp_Cs, seed: int = 0):
+    """Figs. 5 / 6: `tsne_figure` of the first seed's run for each of `methods` (LP-headed ones once per LP
+    regularisation), on CB if the study has it, else its first dataset. Yields the figures one by one."""
+    from .data import class_names
+    from .study import LP_HEAD_METHODS
+
+    dataset = "cb" if "cb" in study.datasets else study.datasets[0]
+    for method in [m for m in ("ft", "lp_ft", "lora", "lp_lora") if m in methods]:
+        lp_head = method in LP_HEAD_METHODS
+        for lp_C in (lp_Cs if lp_head else lp_Cs[:1]):
+            title = f"{dataset.upper()}: {METHOD_LABELS[method]}" + (f", LP {lp_label(lp_C)}" if lp_head else "")
+            yield tsne_figure(study.get(dataset, method, lp_C)[0], class_names(dataset), title, seed=seed)
+
+
 def reliability_figure(runs: dict, title: str) -> plt.Figure:
     """Reliability diagrams before (top) and after (bottom) temperature scaling; one column per labelled run."""
     from .calibration import reliability_bins, run_calibration, softmax

@@ -131,16 +131,8 @@ class Study:
         is the random head FT starts from, of LP the fitted head.
         """
         rows = []
-        base = "ft" if "ft" in self.methods else self.methods[0]
-        cells = [("pretrained", base, True)] + [(m, m, m == "lp") for m in
-                                               ("lp", "ft", "lora", "lp_ft", "lp_lora") if m in self.methods]
-        for name, method, unchanged in cells:
-            runs = self.get(dataset, method, lp_C)
-            stats = [feature_stats(r, split, before=unchanged) for r in runs]
-            if name == "pretrained":
-                norms = [r.metrics["head_norm_init"] for r in runs]
-            else:
-                norms = [r.metrics["head_norm_final"] for r in runs]
+        methods = [m for m in ("lp", "ft", "lora", "lp_ft", "lp_lora") if m in self.methods]
+        for name, unchanged, stats, norms in self._feature_cells(dataset, methods, lp_C, split):
             paper = TABLE1.get(dataset, {}).get(name, {})
             row = {"method": "Pre-trained" if name == "pretrained" else METHOD_LABELS[name]}
             for key, label in (("CS", "CS(F)"), ("Diff", "Diff(F)"), ("Diff_norm", "Diff of norms"),
@@ -153,6 +145,18 @@ class Study:
             row["Norm(C) paper"] = f"{paper['Norm']:.3g}" if "Norm" in paper else "–"
             rows.append(row)
         return pd.DataFrame(rows).set_index("method")
+
+    def _feature_cells(self, dataset: str, methods, lp_C, split: str):
+        """The rows of Tables 1 and 11: first "pretrained" (the pre-trained features; the random head FT starts
+        from), then each method. Yields (name, unchanged, per-seed `feature_stats`, per-seed head norms);
+        `unchanged` marks the rows whose features are the pre-trained ones (Pre-trained and LP)."""
+        base = "ft" if "ft" in self.methods else self.methods[0]
+        for name, method in [("pretrained", base), *((m, m) for m in methods)]:
+            unchanged = name in ("pretrained", "lp")
+            runs = self.get(dataset, method, lp_C)
+            norm_key = "head_norm_init" if name == "pretrained" else "head_norm_final"
+            yield (name, unchanged, [feature_stats(r, split, before=unchanged) for r in runs],
+                   [r.metrics[norm_key] for r in runs])
 
     def feature_change_table(self, lp_C="cv", split: str = "test") -> pd.DataFrame:
         """Paper Table 12: Diff(F) during the FT stage per method and dataset, ours beside the paper's."""
@@ -250,18 +254,14 @@ class Study:
         from .paper import TABLE11_BOSS
 
         name = "amazon" if split == "test" else split
-        base = "ft" if "ft" in self.methods else self.methods[0]
         rows = []
-        for label, method, unchanged in [("pretrained", base, True)] + [(m, m, m == "lp") for m in self.methods]:
-            runs = self.get("amazon", method, lp_C)
-            stats = [feature_stats(r, split, before=unchanged) for r in runs]
+        for label, unchanged, stats, norms in self._feature_cells("amazon", self.methods, lp_C, split):
             paper = TABLE11_BOSS.get(name, {}).get(label)
             row = {"method": "Pre-trained" if label == "pretrained" else METHOD_LABELS[label]}
             for i, key in enumerate(("CS", "Diff", "FDR")):
                 row[f"{key} ours"] = "–" if unchanged and key == "Diff" else fmt([s[key] for s in stats])
                 row[f"{key} paper"] = "–" if paper is None or paper[i] is None else f"{paper[i]:.3g}"
             if split == "test":
-                norms = [r.metrics["head_norm_init" if label == "pretrained" else "head_norm_final"] for r in runs]
                 row["Norm(C) ours"] = fmt(norms)
                 row["Norm(C) paper"] = "–" if paper is None or paper[3] is None else f"{paper[3]:.3g}"
             rows.append(row)

@@ -53,6 +53,10 @@ def test_parameter_check_rejects_bad_files_with_one_line(tmp_path, changes, mess
     ("ntk", {"settings": ["ft", "sgd"]}, r"key 'settings'.*not allowed"),
     ("lora", {"ranks": [0, 8]}, r"ranks must be a non-empty list of positive integers"),
     ("norms", {"head_scales": [0.0, 1.0]}, r"head_scale=0.0 must be > 0"),
+    ("norms", {"scaling_dataset": "mnli"}, r"key 'scaling_dataset'.*dataset='mnli'"),
+    ("norms", {"scaling_seeds": [1, -2]}, r"key 'scaling_seeds'.*seed=-2 must be >= 0"),
+    ("norms", {"tsne_seed": -1}, r"key 'tsne_seed': -1 is below the smallest allowed value 0"),
+    ("lora", {"rank_dataset": "amazon"}, r"key 'rank_dataset': 'amazon' is not in datasets \['cb', 'rte'\]"),
 ])
 def test_page_specific_parameters_are_checked_before_running(tmp_path, page, changes, message):
     params = _params_copy(tmp_path, page, **changes)

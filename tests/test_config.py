@@ -22,6 +22,8 @@ def test_defaults_resolve_to_the_papers_table_6():
     ({"lp_C": "strong"}, "lp_C='strong' must be 'cv' or a positive number"),
     ({"lp_binary_head": "half"}, "lp_binary_head='half' is unknown"),
     ({"max_train": 0}, "max_train=0 must be >= 1 or null"),
+    ({"seed": -1}, "seed=-1 must be >= 0"),
+    ({"subset_seed": -3}, "subset_seed=-3 must be >= 0"),
 ])
 def test_bad_settings_fail_with_one_clear_line(values, message):
     with pytest.raises(ConfigError, match=message) as err:
@@ -42,7 +44,8 @@ def _cli(*args, env=None):
 
 def test_cli_bad_input_exits_2_with_one_line():
     for args in (["run", "--dataset", "mnli"], ["run", "--set", "lrr=1"], ["run", "--model", "no/such-model"],
-                 ["run", "--params", "missing.yaml"], ["plan", "--params", "missing.yaml"]):
+                 ["run", "--params", "missing.yaml"], ["plan", "--params", "missing.yaml"],
+                 ["bench", "--ntk", "--n", "1"], ["bench", "--ntk", "--memory-gib", "0"], ["ntk", "--seed", "-1"]):
         proc = _cli(*args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
