@@ -321,7 +321,7 @@ def boss_claims(study: Study, page: str = "boss_ood") -> list[Claim]:
     paper_fdr = {(m, s): TABLE11_BOSS[names.get(s, s)][m][2] for m in ("ft", "lp_ft") for s in ("test", "dynasent")}
     for split, first, second, where in (("dynasent", "lp_ft", "ft", "DynaSent (OOD)"), ("test", "ft", "lp_ft", "Amazon (ID)")):
         out.append(compare("X1", page, f"{where}: FDR(F) {METHOD_LABELS[first]} > {METHOD_LABELS[second]} "
-                           "(ours in log10)", f"{paper_fdr[(first, split)]} vs {paper_fdr[(second, split)]}",
+                           "(ours in log10)", f"{paper_fdr[(first, split)]:.2f} vs {paper_fdr[(second, split)]:.2f}",
                            fdr[(first, split)], fdr[(second, split)], a_name=METHOD_LABELS[first],
                            b_name=METHOD_LABELS[second]))
     return out
