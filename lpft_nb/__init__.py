@@ -1,13 +1,26 @@
 """lpft_nb: the tested helpers behind the executable LP-FT book (Tomihari & Sato, NeurIPS 2024).
 
-Pages import the package as one name::
+Pages import the package as one name and use the short list of names below::
 
     import lpft_nb as lp
     study = lp.Study(datasets=["cb"], methods=["ft", "lp_ft"], seeds=[1, 2]).run()
+    lp.tables.head_norm_table(study)
+
+Layers, lowest first (a module imports only from its own layer or lower ones; a test checks it):
+``config``, ``paper``, ``atomic``, ``resources`` → ``data`` → ``model`` → ``runs`` → ``analysis`` →
+``report`` → ``book`` → ``cli``, ``bench``.
 """
 
-from . import book, calibration, claims, features, headnorm, kernel_runs, linear_model, paper, plots, probe
-from .checks import (
+from . import paper
+from .analysis import calibration, features, kernels, linearization, lora, span
+from .book.build import executed_dir
+from .config import ConfigError, RunConfig, lp_label
+from .data.tasks import DataError, class_names, load_task
+from .model.classifier import ModelNotFoundError
+from .model.probe import lp_regularization_path
+from .model.train import epoch_summary
+from .report import claims, plots, tables
+from .report.claim_rules import (
     boss_claims,
     calibration_claims,
     corollary_claim,
@@ -17,19 +30,19 @@ from .checks import (
     ntk_claims,
     scaling_claims,
 )
-from .config import ConfigError, RunConfig
-from .data import DataError, class_names, load_task
-from .model import ModelNotFoundError
-from .runs import RunResult, get_run
-from .study import Study, epoch_summary, feature_stats, lp_label, lp_regularization_path
+from .runs.grid import Study
+from .runs.run import RunResult, get_run
 
 __all__ = [
     # modules
-    "book", "calibration", "claims", "features", "headnorm", "kernel_runs", "linear_model", "paper", "plots", "probe",
+    "calibration", "claims", "features", "kernels", "linearization", "lora", "paper", "plots", "span",
+    "tables",
+    "executed_dir",
     # runs and data
-    "ConfigError", "DataError", "ModelNotFoundError", "RunConfig", "RunResult", "class_names", "get_run", "load_task",
+    "ConfigError", "DataError", "ModelNotFoundError", "RunConfig", "RunResult", "class_names", "get_run",
+    "load_task", "lp_label",
     # studies
-    "Study", "epoch_summary", "feature_stats", "lp_label", "lp_regularization_path",
+    "Study", "epoch_summary", "lp_regularization_path",
     # claim checks
     "boss_claims", "calibration_claims", "corollary_claim", "dynamics_claims", "lora_claims", "norms_claims",
     "ntk_claims", "scaling_claims",

@@ -1,7 +1,8 @@
 """Files that a reader never sees half-written: write a temporary file beside the target, then rename it.
 
-Used for every single-file output (downloaded data, rebuilt BOSS files, kernels, calibration results).
-Whole-folder outputs (run cache entries, the tiny model) are renamed as folders in ``runs`` and ``model``.
+Used for every single-file output (downloaded data, rebuilt BOSS files, memoised kernels and statistics).
+Whole-folder outputs (run cache entries, the tiny model) are renamed as folders in ``runs.run`` and
+``model.classifier``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
 
 
 def write_atomically(path: Path, write: Callable[[str], None], suffix: str = ".part") -> None:
@@ -29,22 +28,3 @@ def write_atomically(path: Path, write: Callable[[str], None], suffix: str = ".p
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def save_npz(path: Path, **arrays) -> None:
-    """``numpy.savez`` to `path`, atomically (the temporary name ends in .npz so numpy keeps it)."""
-    write_atomically(path, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
-
-
-def load_npz(path: Path) -> dict[str, np.ndarray] | None:
-    """The arrays of a cached .npz file; None when it is absent or unreadable. An unreadable file is
-    deleted, so it is recomputed, never served."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    except Exception:  # a truncated or foreign file, whatever numpy raises for it
-        path.unlink(missing_ok=True)
-        return None

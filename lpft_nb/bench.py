@@ -5,19 +5,16 @@ Numbers are measured and printed, never asserted: ``python -m lpft_nb bench``.
 
 from __future__ import annotations
 
-import resource
 import statistics
+import tempfile
 import time
 
 import torch
 
+from .analysis.kernels import KernelSpec, get_kernels
 from .config import DEFAULT_MODEL
-from .model import build_classifier
-
-
-def peak_rss_gib() -> float:
-    """Peak resident memory of this process (GiB; Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+from .model.classifier import build_classifier
+from .resources import peak_rss_gib
 
 
 def _random_batch(vocab: int, batch: int, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -61,10 +58,10 @@ def time_features(model_name: str, batch: int, length: int, repeats: int) -> flo
 
 def time_lp_fit(model_name: str) -> tuple[float, float, int]:
     """(seconds, ‖V‖_F, n) of the paper's cross-validated LP on CB's 225 training features."""
-    from .data import load_task
-    from .model import load_tokenizer
-    from .probe import fit_linear_probe
-    from .train import encode, predict
+    from .data.tasks import load_task
+    from .model.classifier import load_tokenizer
+    from .model.probe import fit_linear_probe
+    from .model.train import encode, predict
 
     task = load_task("cb")
     model = build_classifier(model_name, task.num_classes, seed=0)
@@ -94,5 +91,28 @@ def run_benchmark(model: str = DEFAULT_MODEL, quick: bool = False) -> list[tuple
     print(f"{rows[-1][0]:<52} {rows[-1][1]}", flush=True)
     return rows
 
+
+def ntk_benchmark(model: str = DEFAULT_MODEL, n: int = 64, dataset: str = "cb", memory_gib: float = 5.0) -> dict:
+    """Time and memory of the exact kernels for FT and LoRA on `dataset`, fresh (no cache); prints a table."""
+    rows = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for setting in ("lp_ft", "lora"):
+            result = get_kernels(KernelSpec(dataset=dataset, setting=setting, n=n, model=model, cache_dir=cache),
+                                 memory_gib=memory_gib)
+            enc = build_classifier(model, 3, 0).encoder.config
+            rows[setting] = {"seconds": result.seconds, "peak_rss_gib": result.peak_rss_gib,
+                             "backward_passes": result.parts.backward_passes,
+                             "authors_backward_passes": result.authors_backward_passes(enc.hidden_size,
+                                                                                       enc.num_hidden_layers),
+                             "parameter_groups": result.parts.parameter_groups,
+                             "parameters": result.parts.n_parameters}
+    print(f"NTK benchmark: {model}, {dataset}, N = {n} train + {n} test examples, length ≤ 128, "
+          f"{torch.get_num_threads()} threads, Jacobian block ≤ {memory_gib:g} GiB")
+    print(f"{'setting':<8} {'seconds':>8} {'peak RSS GiB':>13} {'params':>10} {'groups':>7} "
+          f"{'backward passes':>16} {'authors method':>15}")
+    for setting, r in rows.items():
+        print(f"{setting:<8} {r['seconds']:8.1f} {r['peak_rss_gib']:13.2f} {r['parameters']:10d} "
+              f"{r['parameter_groups']:7d} {r['backward_passes']:16d} {r['authors_backward_passes']:15d}")
+    return rows
 
 

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, RunConfig, load_yaml_mapping, parse_assignment
-from .data import DataError
-from .model import ModelNotFoundError
+from .data.tasks import DataError
+from .model.classifier import ModelNotFoundError
 
 USER_ERRORS = (ConfigError, DataError, ModelNotFoundError, FileNotFoundError)
 
@@ -65,7 +65,7 @@ def _print_run_table(result) -> None:
 
 
 def cmd_run(args) -> int:
-    from .runs import get_run
+    from .runs.run import get_run
 
     cfg = _config_from_args(args)
     result = get_run(cfg, progress=not args.json, refresh=args.refresh)
@@ -100,7 +100,7 @@ def cmd_bench(args) -> int:
     if not args.memory_gib > 0:
         raise ConfigError(f"--memory-gib {args.memory_gib:g}: must be > 0")
     if args.ntk:
-        from .kernel_runs import ntk_benchmark
+        from .bench import ntk_benchmark
 
         ntk_benchmark(model=args.model, n=args.n, memory_gib=args.memory_gib)
         return 0
@@ -126,7 +126,7 @@ def ntk_summary(result) -> dict:
 
 
 def cmd_ntk(args) -> int:
-    from .kernel_runs import KernelSpec, get_kernels
+    from .analysis.kernels import KernelSpec, get_kernels
 
     spec = KernelSpec(dataset=args.dataset, setting=args.setting, n=args.n, seed=args.seed, model=args.model,
                       embeddings=args.embeddings, lp_C=args.lp_C)
@@ -145,22 +145,22 @@ def cmd_ntk(args) -> int:
 
 
 def cmd_book(args) -> int:
-    from .book import build_book
+    from .book.build import build_book
 
     return build_book(profile=args.profile, pages=args.pages or None, keep_going=True)
 
 
 def cmd_fork(args) -> int:
-    from .book import fork_page
+    from .book.build import fork_page
 
     fork_page(args.page, args.name)
     return 0
 
 
 def cmd_check_html(args) -> int:
-    from .book import BUILD_DIR, toc_files
-    from .htmlcheck import check_book
-    from .pages import BOOK_DIR
+    from .book.build import BUILD_DIR, toc_files
+    from .book.html_check import check_book
+    from .book.params import BOOK_DIR
 
     html_dir = Path(args.html_dir) if args.html_dir else BUILD_DIR / "html"
     pages = {name: "plt.show()" in (BOOK_DIR / f"{name}.md").read_text() for name in toc_files()}
@@ -173,8 +173,8 @@ def cmd_check_html(args) -> int:
 
 def cmd_data_download(args) -> int:
     from .config import resolve_data_dir
-    from .data_files import BOSS_FILES, matches_pin
-    from .download import build_and_verify_boss, download
+    from .data.download import build_and_verify_boss, download
+    from .data.files import BOSS_FILES, matches_pin
 
     to = Path(args.to).expanduser().resolve() if args.to else resolve_data_dir(None)
     print(f"data folder: {to}" + (f" (mirror {args.mirror})" if args.mirror else " (official hosts)"), flush=True)
@@ -197,7 +197,7 @@ def _print_built(built: list[tuple[str, int, str]]) -> int:
 
 def cmd_data_build_boss(args) -> int:
     from .config import resolve_data_dir
-    from .download import build_and_verify_boss
+    from .data.download import build_and_verify_boss
 
     to = Path(args.to).expanduser().resolve() if args.to else resolve_data_dir(None)
     sources = Path(args.sources).expanduser().resolve() if args.sources else to / "sources"
@@ -207,7 +207,7 @@ def cmd_data_build_boss(args) -> int:
 
 def cmd_data_check(args) -> int:
     from .config import resolve_data_dir
-    from .data_check import check_folder, format_report
+    from .data.check import check_folder, format_report
 
     folder = Path(args.folder).expanduser().resolve() if args.folder else resolve_data_dir(None)
     rows, notes = check_folder(folder)

@@ -18,6 +18,7 @@ import yaml
 DATASETS = ("cb", "rte", "amazon")
 EVAL_ONLY_DATASETS = ("dynasent", "semeval", "sst5")
 METHODS = ("lp", "ft", "lp_ft", "lora", "lp_lora")
+LP_HEAD_METHODS = ("lp", "lp_ft", "lp_lora")  # methods whose head comes from the linear probe
 LP_BINARY_HEADS = ("paper", "exact")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 TINY_MODEL = "tiny-random-bert"
@@ -29,6 +30,11 @@ PAPER_HPARAMS: dict[str, dict[str, tuple[int, float]]] = {
     "lp_ft": {"cb": (8, 5e-6), "rte": (8, 1e-5), "amazon": (8, 1e-6)},
     "lp_lora": {"cb": (8, 1e-4), "rte": (8, 5e-4), "amazon": (8, 5e-4)},
 }
+
+
+def lp_label(lp_C) -> str:
+    """How the book names an LP regularisation: 'C chosen by CV' or 'C = 100'."""
+    return "C chosen by CV" if lp_C == "cv" else f"C = {lp_C:g}"
 
 
 class ConfigError(ValueError):
@@ -126,7 +132,7 @@ class RunConfig:
 
     @property
     def uses_lp_head(self) -> bool:
-        return self.method in ("lp", "lp_ft", "lp_lora")
+        return self.method in LP_HEAD_METHODS
 
     @property
     def uses_lora(self) -> bool:

@@ -4,9 +4,17 @@ import shutil
 import pytest
 import yaml
 
-from lpft_nb.book import GATHERING_PAGES, execute_page, fork_page, notebook_pages, toc_files
-from lpft_nb.claims import STATUSES, claims_from_notebook
-from lpft_nb.pages import BOOK_DIR, PARAMS_DIR, PROFILES, ParamError, check_profile, page_parameters
+from lpft_nb.book.build import GATHERING_PAGES, execute_page, fork_page, notebook_pages, toc_files
+from lpft_nb.book.params import (
+    BOOK_DIR,
+    PARAMS_DIR,
+    PROFILES,
+    ParamError,
+    check_profile,
+    check_shared,
+    page_parameters,
+)
+from lpft_nb.report.claims import STATUSES, claims_from_notebook
 
 
 def test_every_page_has_one_typed_parameters_cell_equal_to_the_default_profile():
@@ -21,7 +29,19 @@ def test_every_page_has_one_typed_parameters_cell_equal_to_the_default_profile()
 def test_every_parameter_file_passes_the_check(profile):
     for page in notebook_pages():
         check_profile(page, profile)
-    assert {p.stem for p in (PARAMS_DIR / profile).glob("*.yaml")} == set(notebook_pages())
+    check_shared(profile, notebook_pages())
+    assert {p.stem for p in (PARAMS_DIR / profile).glob("*.yaml")} == {*notebook_pages(), "_shared"}
+
+
+def test_shared_settings_reach_the_pages_that_have_them_and_a_page_file_overrides_them(tmp_path):
+    params = _params_copy(tmp_path, "boss_ood")
+    (params / "default" / "_shared.yaml").write_text("epochs: 3\nmax_eval: 50\ndatasets: [cb]\n")
+    (params / "default" / "boss_ood.yaml").write_text("max_eval: 80\n")
+    values = check_profile("boss_ood", "default", params_dir=params)
+    assert values == {"epochs": 3, "max_eval": 80}  # boss_ood has no `datasets` parameter
+    (params / "default" / "_shared.yaml").write_text("epochz: 3\n")
+    with pytest.raises(ParamError, match=r"_shared.yaml: key\(s\) epochz are parameters of no page"):
+        check_shared("default", notebook_pages(), params_dir=params)
 
 
 def _params_copy(tmp_path, page, **changes):
@@ -30,6 +50,7 @@ def _params_copy(tmp_path, page, **changes):
         (params / profile).mkdir(parents=True)
         values = yaml.safe_load((PARAMS_DIR / profile / f"{page}.yaml").read_text())
         (params / profile / f"{page}.yaml").write_text(yaml.safe_dump({**values, **changes}))
+        shutil.copy(PARAMS_DIR / profile / "_shared.yaml", params / profile / "_shared.yaml")
     return params
 
 
@@ -50,7 +71,7 @@ def test_parameter_check_rejects_bad_files_with_one_line(tmp_path, changes, mess
 
 @pytest.mark.parametrize("page, changes, message", [
     ("ntk", {"n": 1}, r"key 'n': 1 is below the smallest allowed value 2"),
-    ("ntk", {"settings": ["ft", "sgd"]}, r"key 'settings'.*not allowed"),
+    ("ntk", {"kernel_settings": ["ft", "sgd"]}, r"key 'kernel_settings'.*not allowed"),
     ("lora", {"ranks": [0, 8]}, r"ranks must be a non-empty list of positive integers"),
     ("norms", {"head_scales": [0.0, 1.0]}, r"head_scale=0.0 must be > 0"),
     ("norms", {"scaling_dataset": "mnli"}, r"key 'scaling_dataset'.*dataset='mnli'"),
@@ -65,7 +86,7 @@ def test_page_specific_parameters_are_checked_before_running(tmp_path, page, cha
 
 
 def test_build_rejects_a_bad_profile_before_running_anything(capsys):
-    from lpft_nb.book import build_book
+    from lpft_nb.book.build import build_book
 
     with pytest.raises(ParamError, match="unknown profile"):
         build_book(profile="fast")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from lpft_nb.calibration import (
+from lpft_nb.analysis.calibration import (
     bootstrap_interval,
     ece_mce,
     fit_temperature_adam,
@@ -87,7 +87,7 @@ def test_bootstrap_interval_brackets_the_point_estimate():
 
 
 def test_scaling_the_head_by_one_over_t_is_temperature_scaling():
-    from lpft_nb.calibration import head_scaled_probabilities
+    from lpft_nb.analysis.calibration import head_scaled_probabilities
 
     rng = np.random.default_rng(3)
     phi, V, b = rng.normal(size=(20, 8)), rng.normal(size=(3, 8)), rng.normal(size=3)
@@ -122,9 +122,9 @@ def test_vectorised_bootstrap_equals_ece_mce_of_each_resample():
 
 
 def test_run_calibration_is_stored_beside_the_run_and_reused(tiny_run):
-    from lpft_nb import calibration
+    from lpft_nb.analysis import calibration
     from lpft_nb.config import RunConfig
-    from lpft_nb.runs import get_run
+    from lpft_nb.runs.run import get_run
 
     run = get_run(RunConfig.from_dict({**tiny_run, "method": "lp"}), progress=False)
     first = calibration.run_calibration(run, n_resamples=50)

@@ -3,7 +3,14 @@ import json
 import numpy as np
 import pytest
 
-from lpft_nb.claims import CLAIMS_MIME, Claim, claims_from_notebook, compare, gather_table, within_factor
+from lpft_nb.report.claims import (
+    CLAIMS_MIME,
+    Claim,
+    claims_from_notebook,
+    compare,
+    gather_table,
+    within_factor,
+)
 
 
 def test_compare_is_inconclusive_inside_the_noise_and_decisive_outside():

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from lpft_nb.data import DataError, load_task, read_boss_tsv, read_superglue, split_train_val, subsample
+from lpft_nb.data.tasks import DataError, load_task, read_boss_tsv, read_superglue, split_train_val, subsample
 
 
 def test_cb_splits_follow_the_paper(data_dir):
@@ -49,7 +49,7 @@ def test_caps_are_seeded_and_per_class(data_dir):
 
 
 def test_subsample_keeps_file_order():
-    from lpft_nb.data import Split
+    from lpft_nb.data.tasks import Split
 
     split = Split("x", [str(i) for i in range(100)], np.arange(100) % 2)
     out = subsample(split, 10, None, 0)
@@ -57,7 +57,7 @@ def test_subsample_keeps_file_order():
 
 
 def test_split_train_val_rounds_validation_up():
-    from lpft_nb.data import Split
+    from lpft_nb.data.tasks import Split
 
     train, val = split_train_val(Split("x", list("abcdefghijk"), np.zeros(11, int)))
     assert (len(train), len(val)) == (9, 2)  # ceil(1.1) as sklearn's train_test_split

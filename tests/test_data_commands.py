@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from lpft_nb import download as dl
-from lpft_nb.boss_build import build_boss
 from lpft_nb.cli import main
-from lpft_nb.data import DataError
-from lpft_nb.data_check import check_folder, format_report
-from lpft_nb.data_files import BOOK_FILES, BOSS_FILES, PINNED, RAW_FILES, Remote, sha256_of
-from lpft_nb.download import DownloadError, download, ensure_book_data
+from lpft_nb.data import download as dl
+from lpft_nb.data.boss import build_boss
+from lpft_nb.data.check import check_folder, format_report
+from lpft_nb.data.download import DownloadError, download, ensure_book_data
+from lpft_nb.data.files import BOOK_FILES, BOSS_FILES, PINNED, RAW_FILES, Remote, sha256_of
+from lpft_nb.data.tasks import DataError
 
 CB_FILES = [f for f in RAW_FILES if f.path.startswith("superglue/CB/")]
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lpft_nb.features import feature_change, fisher_ratio, mean_pairwise_cosine, norm_change
+from lpft_nb.analysis.features import feature_change, fisher_ratio, mean_pairwise_cosine, norm_change
 
 
 def test_mean_pairwise_cosine_by_hand():
@@ -47,7 +47,7 @@ def test_fisher_ratio_is_invariant_to_an_invertible_linear_map():
 
 
 def test_corollary_4_3_features_orthogonal_to_the_training_span_do_not_move_under_gd():
-    from lpft_nb.linear_model import span_experiment
+    from lpft_nb.analysis.span import span_experiment
 
     gd = span_experiment(optimizer="gd", steps=100)
     assert gd.final_train_loss < gd.initial_train_loss  # it did learn

@@ -1,6 +1,6 @@
 import torch
 
-from lpft_nb.model import (
+from lpft_nb.model.classifier import (
     HEAD_INIT_STD,
     ModelNotFoundError,
     build_classifier,

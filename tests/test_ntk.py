@@ -2,10 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from lpft_nb.data import load_task
-from lpft_nb.model import build_classifier, load_tokenizer
-from lpft_nb.ntk import compute_kernels, flat, ft_ratio, full_ntk_reference, kernel_regression, residuals
-from lpft_nb.train import encode
+from lpft_nb.analysis.ntk import (
+    compute_kernels,
+    flat,
+    ft_ratio,
+    full_ntk_reference,
+    kernel_regression,
+    residuals,
+)
+from lpft_nb.data.tasks import load_task
+from lpft_nb.model.classifier import build_classifier, load_tokenizer
+from lpft_nb.model.train import encode
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +28,7 @@ def _kernels(model, tiny_data, n_train=5, n_eval=3, **kw):
 
 
 def _reference(model, tiny_data, n_train=5, n_eval=3, lora_only=False):
-    from lpft_nb.ntk import Encoded
+    from lpft_nb.analysis.ntk import Encoded
 
     train, test = tiny_data
     merged = Encoded([*train.input_ids[:n_train], *test.input_ids[:n_eval]],
@@ -121,7 +128,7 @@ def test_kernel_regression_replicates_the_per_logit_accuracy():
 
 
 def test_query_value_subset_equals_the_sum_of_those_parameters_kernels(tiny_model, tiny_data):
-    from lpft_nb.ntk import ft_effective_kernel
+    from lpft_nb.analysis.ntk import ft_effective_kernel
 
     model = build_classifier(tiny_model, 3, seed=8).double()
     train, _ = tiny_data
@@ -141,7 +148,7 @@ def test_query_value_subset_equals_the_sum_of_those_parameters_kernels(tiny_mode
 
 
 def test_peft_lora_a_init_has_the_kaiming_uniform_variance(tiny_model):
-    from lpft_nb.kernel_runs import lora_init_variance
+    from lpft_nb.analysis.lora import lora_init_variance
 
     v = lora_init_variance(tiny_model, r=8)
     assert v["d_in"] == 32 and v["empirical"] == pytest.approx(v["theory"], rel=0.15)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from lpft_nb.probe import fit_linear_probe, head_from_sklearn, probe_iteration_path, regularization_path
+from lpft_nb.model.probe import fit_linear_probe, head_from_sklearn, probe_iteration_path, regularization_path
 
 
 def _softmax(z):
@@ -70,7 +70,7 @@ def test_probe_rejects_one_class():
 
 
 def test_norm_gradient_matches_a_finite_difference():
-    from lpft_nb.headnorm import norm_gradient, softmax
+    from lpft_nb.model.head_mechanism import norm_gradient, softmax
 
     X, y = _blobs(3, seed=2)
     rng = np.random.default_rng(1)
@@ -88,7 +88,7 @@ def test_norm_gradient_matches_a_finite_difference():
 
 
 def test_class_cosines_by_hand():
-    from lpft_nb.headnorm import class_cosines
+    from lpft_nb.model.head_mechanism import class_cosines
 
     V = np.array([[1.0, 0.0], [0.0, 1.0]])
     X = np.array([[2.0, 0.0], [1.0, 1.0], [0.0, -3.0]])

@@ -6,19 +6,17 @@ ECE and MCE use 15 equal-width confidence bins with membership conf ∈ (lower, 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..model.head_mechanism import softmax
+from ..runs.cache import code_key, memoize
+
 N_BINS = 15
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _confidence_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int):
@@ -172,33 +170,27 @@ def bootstrap_interval(probs: np.ndarray, labels: np.ndarray, n_resamples: int =
 
 
 _RUN_CALIBRATION: dict[str, dict] = {}
+CALIBRATION_FIELDS = ("T", "T_lbfgs", "accuracy", "accuracy_ts", "accuracy_vs", "confidence", "ece", "mce",
+                      "ece_ci", "mce_ci", "ece_ts", "mce_ts", "ece_vs", "mce_vs")
 
 
 def run_calibration(run, split: str = "test", n_resamples: int = 500) -> dict:
     """Calibration of one run on `split`: ECE / MCE (fractions) raw, after temperature scaling (paper's Adam
     recipe; L-BFGS T alongside), after vector scaling, with bootstrap intervals; fits use the validation logits.
 
-    Memoised in memory and on disk, in the run's cache folder under a name that carries a hash of this
-    module's source (so a change here recomputes).
+    Memoised in memory and on disk in the run's cache folder, under a name that carries the `code_key` of
+    this module (so a change here recomputes).
     """
-    import hashlib
-    import json
-    from pathlib import Path
-
-    from .atomic import write_atomically
-
     key = f"{run.path}:{split}:{n_resamples}"
-    if key in _RUN_CALIBRATION:
-        return _RUN_CALIBRATION[key]
-    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:10]
-    stored = Path(run.path) / f"calibration-{split}-{n_resamples}-{code}.json"
-    if stored.is_file():
-        try:
-            _RUN_CALIBRATION[key] = json.loads(stored.read_text())
-            return _RUN_CALIBRATION[key]
-        except ValueError:
-            stored.unlink(missing_ok=True)
-    a = run.arrays
+    if key not in _RUN_CALIBRATION:
+        stored = Path(run.path) / f"calibration-{split}-{n_resamples}-{code_key(sys.modules[__name__])}.json"
+        compute = lambda: _calibration(run.arrays, split, n_resamples)  # noqa: E731
+        _RUN_CALIBRATION[key] = (memoize(stored, compute, required=CALIBRATION_FIELDS)[0]
+                                 if Path(run.path).is_dir() else compute())
+    return _RUN_CALIBRATION[key]
+
+
+def _calibration(a: dict, split: str, n_resamples: int) -> dict:
     val_z, val_y, z, y = a["logits_val"], a["labels_val"], a[f"logits_{split}"], a[f"labels_{split}"]
     ts = fit_temperature_adam(val_z, val_y)
     vs = fit_vector_scaling(val_z, val_y)
@@ -209,12 +201,8 @@ def run_calibration(run, split: str = "test", n_resamples: int = 500) -> dict:
         probs = softmax(logits)
         out[f"ece{tag}"], out[f"mce{tag}"] = ece_mce(probs, y)
         ci = bootstrap_interval(probs, y, n_resamples=n_resamples)
-        out[f"ece{tag}_ci"], out[f"mce{tag}_ci"] = list(ci["ece"]), list(ci["mce"])
-    _RUN_CALIBRATION[key] = out
-    if Path(run.path).is_dir():
-        text = json.dumps({k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in out.items()})
-        write_atomically(stored, lambda tmp: Path(tmp).write_text(text))
-    return out
+        out[f"ece{tag}_ci"], out[f"mce{tag}_ci"] = [float(v) for v in ci["ece"]], [float(v) for v in ci["mce"]]
+    return {k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in out.items()}
 
 
 def head_scaled_probabilities(features: np.ndarray, weight: np.ndarray, bias: np.ndarray, scale: float) -> np.ndarray:
@@ -242,3 +230,13 @@ def temperature_as_head_scaling(run) -> dict:
     by_temperature = softmax(a["logits_test"] / T)
     return {"T": T, "max_difference": float(np.abs(by_head - by_temperature).max()),
             "argmax_unchanged": bool(np.array_equal(by_head.argmax(1), a["logits_test"].argmax(1)))}
+
+
+def run_calibration_ci(run, metric: str) -> tuple[float, float]:
+    """Bootstrap interval (fractions) of the raw ECE or MCE of one run."""
+    return run_calibration(run)[f"{metric}_ci"]
+
+
+def calibration_values(study, dataset: str, method: str, key: str, lp_C="cv") -> np.ndarray:
+    """Per-seed value of one `run_calibration` entry (ECE / MCE as fractions, T, accuracies) of a grid cell."""
+    return study.values(dataset, method, lambda r: run_calibration(r)[key], lp_C)

@@ -31,7 +31,9 @@ def class_cosines(weight: np.ndarray, features: np.ndarray, labels: np.ndarray) 
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
+    """Row-wise softmax in float64 (the package's one softmax; (n, C) → (n, C))."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, RunConfig, coerce, load_yaml_mapping
+from ..config import REPO_ROOT as ROOT
+from ..config import ConfigError, RunConfig, coerce, load_yaml_mapping
 
-ROOT = Path(__file__).resolve().parent.parent
 BOOK_DIR = ROOT / "book"
 PARAMS_DIR = ROOT / "params"
 PROFILES = ("smoke", "default", "paper")
@@ -28,7 +28,7 @@ RUN_KEYS = set(RunConfig.__dataclass_fields__)
 MINIMUM = {"n": 2, "path_points": 2, "multiplier_points": 2, "kernel_seed": 0, "seed": 0, "tsne_seed": 0,
            "lora_alpha": 1e-12, "step_target": 1e-12}
 # Page parameters whose elements must come from a fixed set (other than run settings).
-CHOICES = {"settings": ("ft", "lp_ft", "lora", "lp_lora"),
+CHOICES = {"kernel_settings": ("ft", "lp_ft", "lora", "lp_lora"),
            "pages": ("dynamics", "norms", "ntk", "calibration", "lora", "boss_ood")}
 
 
@@ -101,17 +101,25 @@ def _check_run_setting(key: str, value: Any, source: str) -> None:
             RunConfig.from_dict({setting: coerce(setting, item, f"{source}: {key}")}, source=f"{source}: {key}")
 
 
+SHARED_FILE = "_shared.yaml"  # run settings shared by the pages of a profile
+
+
+def load_shared(profile: str, params_dir: Path = PARAMS_DIR) -> tuple[Path, dict[str, Any]]:
+    """The profile's shared settings (``params/<profile>/_shared.yaml``; {} when absent)."""
+    path = params_dir / profile / SHARED_FILE
+    return path, (load_yaml_mapping(path, ParamError) if path.is_file() else {})
+
+
 def load_profile(page: str, profile: str, params_dir: Path = PARAMS_DIR) -> tuple[Path, dict[str, Any]]:
     path = params_dir / profile / f"{page}.yaml"
     return path, load_yaml_mapping(path, ParamError)
 
 
-def check_profile(page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR
-                  ) -> dict[str, Any]:
-    """Validated parameters of `page` under `profile`; raises ParamError with one line naming file and key."""
-    path, values = load_profile(page, profile, params_dir)
-    defaults = page_parameters(book_dir / f"{page}.md")
-    source = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+def _source(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _check_values(page: str, values: dict[str, Any], defaults: dict[str, Any], source: str) -> None:
     for key, value in values.items():
         if key not in defaults:
             raise ParamError(f"{source}: unknown key '{key}'; page {page!r} has parameters: "
@@ -120,8 +128,35 @@ def check_profile(page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir
             raise ParamError(f"{source}: key '{key}' has type {type(value).__name__}, "
                              f"but the page's default {defaults[key]!r} is {type(defaults[key]).__name__}")
         _check_run_value(key, value, f"{source}: key '{key}'")
-    merged = {**defaults, **values}
+
+
+def check_profile(page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR
+                  ) -> dict[str, Any]:
+    """Validated parameters of `page` under `profile`; raises ParamError with one line naming file and key.
+
+    The values are the profile's `_shared.yaml` entries that the page has as parameters, overridden by the
+    page's own file ``params/<profile>/<page>.yaml``.
+    """
+    shared_path, shared = load_shared(profile, params_dir)
+    path, values = load_profile(page, profile, params_dir)
+    defaults = page_parameters(book_dir / f"{page}.md")
+    shared = {k: v for k, v in shared.items() if k in defaults}
+    _check_values(page, shared, defaults, _source(shared_path))
+    _check_values(page, values, defaults, _source(path))
+    merged = {**defaults, **shared, **values}
     for key, container in MEMBER_OF.items():
         if key in merged and container in merged and merged[key] not in merged[container]:
-            raise ParamError(f"{source}: key '{key}': {merged[key]!r} is not in {container} {merged[container]!r}")
-    return values
+            raise ParamError(f"{_source(path)}: key '{key}': {merged[key]!r} is not in {container} "
+                             f"{merged[container]!r}")
+    return {**shared, **values}
+
+
+def check_shared(profile: str, pages: list[str], book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR) -> None:
+    """Every key of the profile's `_shared.yaml` is a parameter of at least one of `pages` (a typo there
+    would otherwise apply to no page, silently)."""
+    path, shared = load_shared(profile, params_dir)
+    known = set().union(*(page_parameters(book_dir / f"{p}.md") for p in pages)) if pages else set()
+    unknown = sorted(set(shared) - known)
+    if unknown:
+        raise ParamError(f"{_source(path)}: key(s) {', '.join(unknown)} are parameters of no page; "
+                         f"known: {', '.join(sorted(known))}")

@@ -5,18 +5,19 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .paper import METHOD_LABELS, TABLE13_HEAD_NORM
-from .study import Study, epoch_summary, lp_label
+from ..analysis.calibration import reliability_bins, run_calibration
+from ..analysis.features import feature_stats, joint_tsne
+from ..analysis.ntk import block_nuclear_norms, normalised_spectrum
+from ..config import LP_HEAD_METHODS, lp_label
+from ..data.tasks import class_names
+from ..model.head_mechanism import softmax
+from ..model.train import epoch_summary
+from ..paper import METHOD_LABELS, TABLE13_HEAD_NORM
+from ..runs.grid import Study
 
 COLORS = {"lp": "#8250df", "ft": "#0969da", "lora": "#1a7f37", "lp_ft": "#cf222e", "lp_lora": "#bf8700",
           "pretrained": "#57606a"}
 LP_C_STYLES = ["-", "--", ":", "-."]
-
-
-def _random_init_norm(study: Study, dataset: str) -> float:
-    """Mean ‖V‖_F of the randomly initialised head (from the FT runs, else the LoRA runs)."""
-    method = "ft" if "ft" in study.methods else "lora"
-    return float(np.mean(study.values(dataset, method, "head_norm_init")))
 
 
 def lp_path_figure(study: Study, dataset: str, method: str = "lp_ft") -> plt.Figure:
@@ -29,7 +30,7 @@ def lp_path_figure(study: Study, dataset: str, method: str = "lp_ft") -> plt.Fig
         ax_acc.plot(x, 100 * np.asarray(path["train_accuracy"]), style, color=COLORS["lp"], marker=".",
                     label=lp_label(lp_C))
     if {"ft", "lora"} & set(study.methods):
-        ax_norm.axhline(_random_init_norm(study, dataset), color=COLORS["pretrained"], lw=1, ls=":",
+        ax_norm.axhline(study.random_init_norm(dataset), color=COLORS["pretrained"], lw=1, ls=":",
                         label="random init (FT start)")
     for ax in (ax_norm, ax_acc):
         ax.set_xscale("log")
@@ -143,7 +144,6 @@ def mechanism_figure(path: dict, class_names, dataset: str) -> plt.Figure:
 def scaling_figure(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", split: str = "test",
                    title: str | None = None) -> plt.Figure:
     """Figs. 3 / 11: feature change against the head norm at the start of FT (mean ± s.e. over seeds)."""
-    from .study import feature_stats
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for method in methods:
@@ -173,7 +173,6 @@ def scaling_figure(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv
 
 def tsne_figure(run, class_names, title: str, seed: int = 0) -> plt.Figure:
     """Figs. 5 / 6: t-SNE of test features before (faint) and after (solid) training, with the head rows."""
-    from .features import joint_tsne
 
     a = run.arrays
     labels = a["labels_test"]
@@ -202,8 +201,6 @@ def tsne_figure(run, class_names, title: str, seed: int = 0) -> plt.Figure:
 def tsne_figures(study: Study, methods, lp_Cs, seed: int = 0):
     """Figs. 5 / 6: `tsne_figure` of the first seed's run for each of `methods` (LP-headed ones once per LP
     regularisation), on CB if the study has it, else its first dataset. Yields the figures one by one."""
-    from .data import class_names
-    from .study import LP_HEAD_METHODS
 
     dataset = "cb" if "cb" in study.datasets else study.datasets[0]
     for method in [m for m in ("ft", "lp_ft", "lora", "lp_lora") if m in methods]:
@@ -215,7 +212,6 @@ def tsne_figures(study: Study, methods, lp_Cs, seed: int = 0):
 
 def reliability_figure(runs: dict, title: str) -> plt.Figure:
     """Reliability diagrams before (top) and after (bottom) temperature scaling; one column per labelled run."""
-    from .calibration import reliability_bins, run_calibration, softmax
 
     fig, axes = plt.subplots(2, len(runs), figsize=(4 * len(runs), 7), squeeze=False)
     for col, (label, run) in enumerate(runs.items()):
@@ -264,7 +260,6 @@ def head_multiplier_figure(curve: dict, temperature: float, title: str) -> plt.F
 
 def spectra_figure(results: dict, dataset: str) -> plt.Figure:
     """Figs. 2 / 7: singular values of each kernel divided by its largest, Pre-train E and FT E per setting."""
-    from .ntk import normalised_spectrum
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     first = next(iter(results.values()))
@@ -289,7 +284,6 @@ def heatmap_figure(results: dict, dataset: str, class_names) -> plt.Figure:
     """Figs. 8 / 9: nuclear norm of each C×C block, training samples grouped by class (log colour scale)."""
     from matplotlib.colors import LogNorm
 
-    from .ntk import block_nuclear_norms
 
     first = next(iter(results.values()))
     n = first.parts.n_train
@@ -337,16 +331,17 @@ def linearization_figure(checks: dict, dataset: str) -> plt.Figure:
     return fig
 
 
-def rank_sweep_figure(sweep, dataset: str) -> plt.Figure:
-    """LoRA rank sweep: fitted kernel scale against r (with σ² r), and feature change against r."""
+def rank_sweep_figure(sweep: list[dict], dataset: str) -> plt.Figure:
+    """LoRA rank sweep (`analysis.lora.rank_sweep`): fitted kernel scale against r (with σ² r), and feature
+    change against r."""
     fig, (ax_k, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
-    r = sweep.index.to_numpy()
-    ax_k.loglog(r, sweep["fitted scale s*"], "o-", color=COLORS["lora"], label="fitted s* (F^LoRA vs F^FT_qv)")
-    ax_k.loglog(r, sweep["σ² r"], "k--", label="Prop. 4.4: σ² r")
+    r = np.array([s["r"] for s in sweep])
+    ax_k.loglog(r, [s["fitted"] for s in sweep], "o-", color=COLORS["lora"], label="fitted s* (F^LoRA vs F^FT_qv)")
+    ax_k.loglog(r, [s["predicted"] for s in sweep], "k--", label="Prop. 4.4: σ² r")
     ax_k.set_xlabel("LoRA rank r (α = r)")
     ax_k.set_ylabel("scale of the FT-effective kernel")
     ax_k.legend(fontsize=8)
-    ax_d.semilogx(r, sweep["diff_mean"], "o-", color=COLORS["lora"])
+    ax_d.semilogx(r, [float(np.mean(s["diff"])) for s in sweep], "o-", color=COLORS["lora"])
     ax_d.set_xlabel("LoRA rank r (α = r)")
     ax_d.set_ylabel("feature change Diff(F) on test (mean over seeds)")
     fig.suptitle(f"{dataset.upper()}: LoRA kernel scale and feature change against the rank")

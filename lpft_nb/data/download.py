@@ -19,11 +19,10 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from .atomic import write_atomically
-from .boss_build import build_boss
-from .config import default_data_dir, resolve_data_dir
-from .data import DataError
-from .data_files import (
+from ..atomic import write_atomically
+from ..config import default_data_dir, resolve_data_dir
+from .boss import build_boss
+from .files import (
     BOOK_FILES,
     BOSS_FILES,
     PINNED,
@@ -35,6 +34,7 @@ from .data_files import (
     remote_of,
     sha256_of,
 )
+from .tasks import DataError
 
 DOWNLOADS = ".downloads"  # archives, inside the data folder, until their files are taken out
 MIRROR_ENV = "LPFT_DATA_MIRROR"

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 
-from .headnorm import class_cosines, norm_gradient
+from .head_mechanism import class_cosines, norm_gradient
 
 PAPER_CS = np.logspace(-4, 4, 10)
 LP_MAX_ITER = 5000
@@ -153,3 +153,11 @@ def regularization_path(train_features: np.ndarray, train_labels: np.ndarray, te
         out["train_accuracy"].append(float(np.mean(np.argmax(train_features @ weight.T + bias, 1) == train_labels)))
         out["test_accuracy"].append(float(np.mean(np.argmax(test_features @ weight.T + bias, 1) == test_labels)))
     return out
+
+
+def lp_regularization_path(run, Cs) -> dict:
+    """LP refitted at each C on a run's pre-trained training features (test accuracy on its test set)."""
+    a = run.arrays
+    return regularization_path(a["features_before_train"], a["labels_train"], a["features_before_test"],
+                               a["labels_test"], num_classes=a["logits_test"].shape[1], Cs=Cs,
+                               binary_head=run.config.lp_binary_head)

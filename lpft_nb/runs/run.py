@@ -9,6 +9,7 @@ leaves no entry; an entry whose files do not load is deleted and recomputed, nev
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -22,27 +23,26 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from .config import RunConfig
-from .data import TaskData, load_task
-from .model import build_classifier, load_tokenizer, resolve_model_path
-from .probe import fit_linear_probe, probe_iteration_path
-from .train import encode, fine_tune, predict
+from ..config import RunConfig
+from ..data.tasks import TaskData, load_task
+from ..model.classifier import build_classifier, load_tokenizer, resolve_model_path
+from ..model.probe import fit_linear_probe, probe_iteration_path
+from ..model.train import encode, fine_tune, predict
+from .cache import code_key
 
 CACHE_FORMAT = 1
-# The modules a training run executes (this one and everything it imports from the package; a test checks
-# that the list is complete). Their source is part of every cache key; editing any other module (plots,
-# pages, claim checks) does not invalidate training runs.
-RUN_MODULES = ("config.py", "data.py", "headnorm.py", "model.py", "probe.py", "runs.py", "train.py")
+# The modules a training run executes (this one and every package module it imports, transitively; a test
+# checks that the list is complete). Their source is part of every run's key; editing any other module
+# (plots, pages, claim rules) does not invalidate training runs.
+RUN_MODULES = ("lpft_nb.atomic", "lpft_nb.config", "lpft_nb.data.tasks", "lpft_nb.model.classifier",
+               "lpft_nb.model.head_mechanism", "lpft_nb.model.probe", "lpft_nb.model.train", "lpft_nb.runs.cache",
+               "lpft_nb.runs.run")
 FEATURE_SPLITS = ("test",)  # plus every OOD set: features before/after training are stored for these
 
 
-def source_hash() -> str:
-    """sha256 of the source of the modules a run executes (`RUN_MODULES`)."""
-    h = hashlib.sha256()
-    for name in RUN_MODULES:
-        h.update(name.encode())
-        h.update((Path(__file__).parent / name).read_bytes())
-    return h.hexdigest()[:16]
+def run_code_key() -> str:
+    """`code_key` of the modules a run executes (`RUN_MODULES`)."""
+    return code_key(*(importlib.import_module(name) for name in RUN_MODULES))
 
 
 def model_fingerprint(model_name: str, cache_dir: str | None) -> str:
@@ -54,7 +54,7 @@ def model_fingerprint(model_name: str, cache_dir: str | None) -> str:
 
 def run_key(cfg: RunConfig, data: TaskData) -> str:
     payload = {"format": CACHE_FORMAT, "config": cfg.identity(), "data": data.fingerprint(),
-               "model": model_fingerprint(cfg.model, cfg.cache_dir), "code": source_hash()}
+               "model": model_fingerprint(cfg.model, cfg.cache_dir), "code": run_code_key()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -202,7 +202,7 @@ def _write_entry(root: Path, name: str, cfg: RunConfig, key: str, metrics: dict,
         (tmp / "history.json").write_text(json.dumps(history))
         np.savez(tmp / "arrays.npz", **arrays)
         (tmp / "meta.json").write_text(json.dumps({"complete": True, "key": key, "identity": cfg.identity(),
-                                                   "code": source_hash()}))
+                                                   "code": run_code_key()}))
         final = root / name
         try:
             os.rename(tmp, final)

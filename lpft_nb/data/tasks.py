@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import EVAL_ONLY_DATASETS, resolve_data_dir
+from ..config import EVAL_ONLY_DATASETS, resolve_data_dir
 
 SUPERGLUE = {
     "cb": ("CB", ("entailment", "contradiction", "neutral")),

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import write_atomically
-from .data import BOSS_DIR, DataError
+from ..atomic import write_atomically
+from .tasks import BOSS_DIR, DataError
 
 LABELS = {"negative": 0, "positive": 1, "neutral": 2}
 AMAZON_STARS = {1: 0, 2: -1, 3: 2, 4: -1, 5: 1}  # BOSS: 1★ negative, 3★ neutral, 5★ positive, 2★/4★ dropped

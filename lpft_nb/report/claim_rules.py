@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..analysis.calibration import calibration_values, run_calibration_ci
+from ..analysis.features import feature_stats
+from ..analysis.ntk import normalised_spectrum
+from ..config import lp_label
+from ..data.tasks import OOD_SETS
+from ..paper import (
+    METHOD_LABELS,
+    PAPER_LP_NORM_RANGE,
+    TABLE1,
+    TABLE2_9_KERNELS,
+    TABLE8_ACCURACY,
+    TABLE10_BOSS,
+    TABLE11_BOSS,
+    TABLE13_HEAD_NORM,
+    TABLE14_CALIBRATION,
+)
+from ..runs.grid import Study
 from .claims import Claim, compare, not_run, within_factor
-from .paper import METHOD_LABELS, PAPER_LP_NORM_RANGE, TABLE1, TABLE13_HEAD_NORM
-from .study import Study, lp_label
 
 LARGE_FACTOR = 10.0  # "≫": at least ten times
 SMALL_FACTOR = 1.5  # "stays near": within a factor 1.5
@@ -15,7 +30,7 @@ SMALL_FACTOR = 1.5  # "stays near": within a factor 1.5
 def dynamics_claims(study: Study, page: str = "dynamics") -> list[Claim]:
     """M1 (LP inflates the head, ≫ init and ≫ FT) per LP regularisation, M2 (FT keeps it; LoRA grows it)."""
     out: list[Claim] = []
-    lp_method = next((m for m in ("lp", "lp_ft", "lp_lora") if m in study.methods), None)
+    lp_method = study.lp_method
     for dataset in study.datasets:
         init = study.values(dataset, "ft", "head_norm_init") if "ft" in study.methods else None
         lo, hi = PAPER_LP_NORM_RANGE.get(dataset, (None, None))
@@ -54,7 +69,6 @@ def dynamics_claims(study: Study, page: str = "dynamics") -> list[Claim]:
 
 def _stat(study: Study, dataset: str, method: str, key: str, lp_C, scale: float = 1.0, split: str = "test"):
     """Per-seed `feature_stats` entry (CS, Diff, Diff_norm, FDR) of one cell on `split`."""
-    from .study import feature_stats
 
     return study.values(dataset, method, lambda r: feature_stats(r, split)[key], lp_C, scale)
 
@@ -131,11 +145,10 @@ def corollary_claim(experiment, page: str = "norms", tol: float = 1e-10) -> Clai
 
 def _calibration_noise(study: Study, dataset: str, methods, key: str, lp_C) -> float:
     """Noise of a calibration comparison: seed spread and the bootstrap half-widths (seed 1), in quadrature."""
-    from .study import run_calibration_ci
 
     parts = []
     for method in methods:
-        values = study.calibration_values(dataset, method, key, lp_C)
+        values = calibration_values(study, dataset, method, key, lp_C)
         parts.append(values.std(ddof=1) if len(values) > 1 else 0.0)
         if key in ("ece", "mce"):
             lo, hi = run_calibration_ci(study.get(dataset, method, lp_C)[0], key)
@@ -145,7 +158,6 @@ def _calibration_noise(study: Study, dataset: str, methods, key: str, lp_C) -> f
 
 def calibration_claims(study: Study, page: str = "calibration") -> list[Claim]:
     """C1 (LP-FT's MCE ≥ FT's before TS), C2 (TS helps LP-FT most; after TS LP-FT comparable to FT)."""
-    from .paper import TABLE14_CALIBRATION
 
     out: list[Claim] = []
     four = [m for m in ("ft", "lp_ft", "lora", "lp_lora") if m in study.methods]
@@ -155,21 +167,21 @@ def calibration_claims(study: Study, page: str = "calibration") -> list[Claim]:
         paper = TABLE14_CALIBRATION.get(dataset, {})
         for lp_C in study.lp_Cs:
             tag = f"{dataset.upper()}, LP {lp_label(lp_C)}"
-            mce = {m: study.calibration_values(dataset, m, "mce", lp_C) for m in four}
+            mce = {m: calibration_values(study, dataset, m, "mce", lp_C) for m in four}
             out.append(compare("C1", page, f"{tag}: before TS, MCE(LP-FT) > MCE(FT)",
                                f"{paper['mce']['lp_ft'][0]} vs {paper['mce']['ft'][0]}" if paper else "–",
                                mce["lp_ft"], mce["ft"], a_name="LP-FT", b_name="FT",
                                noise=_calibration_noise(study, dataset, ("ft", "lp_ft"), "mce", lp_C)))
             for metric in ("ece", "mce"):
-                imp = {m: study.calibration_values(dataset, m, metric, lp_C)
-                       - study.calibration_values(dataset, m, f"{metric}_ts", lp_C) for m in four}
+                imp = {m: calibration_values(study, dataset, m, metric, lp_C)
+                       - calibration_values(study, dataset, m, f"{metric}_ts", lp_C) for m in four}
                 best_other = max((m for m in four if m != "lp_ft"), key=lambda m: imp[m].mean())
                 p = (f"Imp. LP-FT {paper[metric]['lp_ft'][2]} vs best other "
                      f"{max(v[2] for k, v in paper[metric].items() if k != 'lp_ft')}") if paper else "–"
                 out.append(compare("C2", page, f"{tag}: TS improves {metric.upper()} of LP-FT the most of the four "
                                    f"(vs {METHOD_LABELS[best_other]})", p, imp["lp_ft"], imp[best_other],
                                    a_name="Imp(LP-FT)", b_name=f"Imp({METHOD_LABELS[best_other]})"))
-            after = {m: study.calibration_values(dataset, m, "mce_ts", lp_C) for m in ("ft", "lp_ft")}
+            after = {m: calibration_values(study, dataset, m, "mce_ts", lp_C) for m in ("ft", "lp_ft")}
             noise = _calibration_noise(study, dataset, ("ft", "lp_ft"), "mce_ts", lp_C)
             claim = compare("C2", page, f"{tag}: after TS, MCE(LP-FT) comparable to or below MCE(FT)",
                             f"{paper['mce']['lp_ft'][1]} vs {paper['mce']['ft'][1]}" if paper else "–",
@@ -190,8 +202,6 @@ def _paper_cell(paper: dict, key: tuple, index: int, fmt_spec: str = "") -> str:
 
 def ntk_claims(results: dict, dataset: str, page: str = "ntk") -> list[Claim]:
     """K1–K5 from kernels keyed by label, each a `KernelResult` (settings ft, lora, lp_ft, lp_lora)."""
-    from .ntk import normalised_spectrum
-    from .paper import TABLE2_9_KERNELS
 
     paper = TABLE2_9_KERNELS.get(dataset, {})
     by_setting: dict[str, list] = {}
@@ -278,7 +288,6 @@ def accuracy_compare(claim_id: str, page: str, statement: str, paper: str, study
 
 def accuracy_claims(study: Study, page: str) -> list[Claim]:
     """A1: LP-FT ≥ FT in test accuracy (the paper's LP recipe, first LP regularisation)."""
-    from .paper import TABLE8_ACCURACY
 
     out = []
     for dataset in study.datasets:
@@ -292,8 +301,6 @@ def accuracy_claims(study: Study, page: str) -> list[Claim]:
 
 def boss_claims(study: Study, page: str = "boss_ood") -> list[Claim]:
     """A2 (ID and OOD accuracy, the SemEval caveat), M3 on every BOSS set, X1 (FDR on DynaSent and Amazon)."""
-    from .data import OOD_SETS
-    from .paper import TABLE10_BOSS, TABLE11_BOSS
 
     out: list[Claim] = []
     lp_C = study.lp_Cs[0]

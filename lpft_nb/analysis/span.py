@@ -61,16 +61,3 @@ def span_experiment(n_train: int = 8, d: int = 32, h: int = 16, num_classes: int
         delta = (B - B0).T
         return SpanExperiment(optimizer, steps, torch.linalg.norm(x_perp @ delta, dim=1).numpy(),
                               torch.linalg.norm(x_in @ delta, dim=1).numpy(), losses[-1], losses[0])
-
-
-def span_table(experiments: list[SpanExperiment]):
-    """One row per experiment (optimizer): steps, training loss, largest feature change off the training span
-    and smallest inside it."""
-    import pandas as pd
-
-    rows = [{"optimizer": e.optimizer, "steps": e.steps,
-             "train loss start → end": f"{e.initial_train_loss:.3f} → {e.final_train_loss:.3f}",
-             f"max ‖Δφ(x)‖, x ⊥ span ({len(e.orthogonal_change)} inputs)": f"{e.orthogonal_change.max():.2e}",
-             f"min ‖Δφ(x)‖, x in span ({len(e.in_span_change)} inputs)": f"{e.in_span_change.min():.2e}"}
-            for e in experiments]
-    return pd.DataFrame(rows).set_index("optimizer")

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import DEFAULT_MODEL, TINY_MODEL, resolve_cache_dir
+from ..config import DEFAULT_MODEL, TINY_MODEL, resolve_cache_dir
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

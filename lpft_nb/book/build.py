@@ -19,8 +19,17 @@ from pathlib import Path
 
 import yaml
 
-from .download import ensure_book_data
-from .pages import BOOK_DIR, PARAMS_DIR, PROFILES, ROOT, ParamError, check_profile, is_notebook_page
+from ..data.download import ensure_book_data
+from .params import (
+    BOOK_DIR,
+    PARAMS_DIR,
+    PROFILES,
+    ROOT,
+    ParamError,
+    check_profile,
+    check_shared,
+    is_notebook_page,
+)
 
 BUILD_DIR = ROOT / "_build"
 EXPLORATIONS = "Explorations"
@@ -125,8 +134,8 @@ def _stage(profile: str, executed: Path, site: Path) -> None:
 
 def gather_claims(executed: Path) -> list[dict]:
     """Every page's checks plus a `not run` record for each checklist id no page checked (as the claims page)."""
-    from .claims import gather_table
-    from .paper import CHECKLIST, NOT_RUNNABLE
+    from ..paper import CHECKLIST, NOT_RUNNABLE
+    from ..report.claims import gather_table
 
     pages = [n for n in notebook_pages() if n not in GATHERING_PAGES and (executed / f"{n}.ipynb").is_file()]
     table, _ = gather_table(executed, pages, CHECKLIST, NOT_RUNNABLE)
@@ -142,6 +151,7 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
     unknown = [p for p in selected if p not in all_pages]
     if unknown:
         raise ParamError(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(all_pages)}")
+    check_shared(profile, all_pages)
     for page in selected:  # every parameter file is checked before anything runs
         check_profile(page, profile)
     data_dir = ensure_book_data()  # fetched first when no folder is set; offline: one-line error

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .calibration import softmax
-from .model import LinearHeadClassifier
-from .train import Encoded
+from ..model.classifier import LinearHeadClassifier
+from ..model.head_mechanism import softmax
+from ..model.train import Encoded
 
 EMBEDDING_MODES = ("exact", "sampled", "none")
 

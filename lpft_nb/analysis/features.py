@@ -77,3 +77,19 @@ def joint_tsne(blocks: list[np.ndarray], seed: int = 0, perplexity: float = 15.0
         out.append(emb[start:start + len(b)])
         start += len(b)
     return out
+
+
+FEATURE_STATS = ("CS", "Diff", "Diff_norm", "FDR")
+
+
+def feature_stats(run, split: str = "test", before: bool = False) -> dict[str, float]:
+    """CS, Diff (mean ‖φ_after − φ_pre‖), Diff_norm (mean |‖φ_after‖ − ‖φ_pre‖|) and FDR on `split` of a run.
+
+    `before=True` describes the pre-trained features (Diff 0). The paper gives no formula for these
+    statistics; the definitions follow the authors' public code (see each function above).
+    """
+    a = run.arrays
+    pre, labels = a[f"features_before_{split}"], a[f"labels_{split}"]
+    post = pre if before else a[f"features_after_{split}"]
+    return {"CS": mean_pairwise_cosine(post), "Diff": feature_change(post, pre), "Diff_norm": norm_change(post, pre),
+            "FDR": fisher_ratio(post, labels)}

@@ -13,8 +13,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import BOSS_CLASSES, SUPERGLUE, DataError, iter_jsonl, read_boss_tsv, read_superglue
-from .data_files import BOOK_FILES, PINNED, RAW_FILES, Expected, sha256_of
+from .files import BOOK_FILES, PINNED, RAW_FILES, Expected, sha256_of
+from .tasks import BOSS_CLASSES, SUPERGLUE, DataError, iter_jsonl, read_boss_tsv, read_superglue
 
 
 @dataclass

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .format import fmt, mean_std
+
 CLAIMS_MIME = "application/vnd.lpft.claims+json"
 STATUSES = ("holds", "does not hold", "inconclusive", "not run")
 
@@ -33,21 +35,6 @@ class Claim:
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
-
-
-def mean_std(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; 0 for one value)."""
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-
-
-def fmt(values, digits: int = 3) -> str:
-    """'m ± s (n=k)' for a list of per-seed values, or the number for one value."""
-    arr = np.atleast_1d(np.asarray(values, dtype=float))
-    m, s = mean_std(arr)
-    if arr.size == 1:
-        return f"{m:.{digits}g}"
-    return f"{m:.{digits}g} ± {s:.2g} (n={arr.size})"
 
 
 def compare(claim_id: str, page: str, statement: str, paper: str, a, b, *, factor: float = 1.0,

@@ -1,0 +1,10 @@
+"""Analysis layer: what the paper measures, computed from runs and models.
+
+- `features`: cosine similarity, feature change, Fisher's discriminant ratio, t-SNE
+- `calibration`: ECE / MCE, temperature and vector scaling, bootstrap intervals
+- `span`: Corollary 4.3 on a linear model
+- `ntk`: the exact NTK split into its pre-train (P) and FT-effective (F) parts (Prop. 4.1)
+- `kernels`: kernels per dataset and setting at the start of the FT stage, cached
+- `linearization`: eq. (1) checked with one real gradient step
+- `lora`: Prop. 4.4, LoRA's kernel as a scaled copy of FT's
+"""

@@ -1,0 +1,20 @@
+"""Numbers as the book prints them: per-seed values as 'mean ± sd (n=k)'."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for one value)."""
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def fmt(values, digits: int = 3) -> str:
+    """'m ± s (n=k)' for a list of per-seed values, or the number for one value."""
+    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    m, s = mean_std(arr)
+    if arr.size == 1:
+        return f"{m:.{digits}g}"
+    return f"{m:.{digits}g} ± {s:.2g} (n={arr.size})"

@@ -1,0 +1,80 @@
+"""Memoisation on disk, keyed by the code that computes a value.
+
+Two functions serve every cache of the package:
+
+- `code_key(*sources)`: a hash of the source text of modules, functions or classes. Each cached value
+  puts the `code_key` of the code that computes it into its key or file name, so an edit to that code
+  recomputes it, and an edit elsewhere (plots, pages, claim rules) does not.
+- `memoize(path, compute)`: the value stored at `path` (``.npz`` arrays or ``.json``), else ``compute()``
+  written there atomically. A file that does not load, or lacks a required key, is recomputed, never
+  served.
+
+Training runs are whole folders (metrics, history, arrays) and keep their own entry format in
+`runs.run`, keyed by `code_key` as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import types
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import write_atomically
+
+
+def source_text(obj: Any) -> str:
+    """The source of a module (its file) or of a function or class (`inspect.getsource`)."""
+    if isinstance(obj, types.ModuleType):
+        return Path(obj.__file__).read_text(encoding="utf-8")
+    return inspect.getsource(obj)
+
+
+def code_key(*sources: Any) -> str:
+    """16 hex digits of sha256 over the qualified names and source texts of `sources` (modules,
+    functions, classes), in the order given."""
+    h = hashlib.sha256()
+    for obj in sources:
+        name = getattr(obj, "__qualname__", None) or obj.__name__
+        h.update(f"{getattr(obj, '__module__', '') or ''}.{name}\n".encode())
+        h.update(source_text(obj).encode())
+    return h.hexdigest()[:16]
+
+
+def _load(path: Path) -> dict:
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _save(path: Path, value: dict) -> None:
+    if path.suffix == ".npz":  # the temporary name ends in .npz so numpy keeps it
+        write_atomically(path, lambda tmp: np.savez(tmp, **value), suffix=".npz")
+    else:
+        text = json.dumps(value)
+        write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def memoize(path: Path, compute: Callable[[], dict], required: Iterable[str] = (),
+            refresh: bool = False) -> tuple[dict, bool]:
+    """(value, cache_hit): the dict stored at `path` (``.npz`` or ``.json`` by suffix), else
+    ``compute()`` stored there atomically. An unreadable file, or one without every `required` key,
+    is deleted and recomputed; `refresh` recomputes regardless."""
+    path = Path(path)
+    if path.is_file() and not refresh:
+        try:
+            value = _load(path)
+            if isinstance(value, dict) and set(required) <= set(value):
+                return value, True
+        except Exception:  # a truncated or foreign file, whatever numpy or json raise for it
+            pass
+        path.unlink(missing_ok=True)
+    value = compute()
+    _save(path, value)
+    return value, False
