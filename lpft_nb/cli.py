@@ -67,6 +67,9 @@ def _print_run_table(result) -> None:
 def cmd_run(args) -> int:
     from .runs.run import get_run
 
+    if args.help_settings:
+        print(json.dumps(RunConfig.model_json_schema(), indent=1))
+        return 0
     cfg = _config_from_args(args)
     result = get_run(cfg, progress=not args.json, refresh=args.refresh)
     if args.json:
@@ -229,6 +232,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--spec", help="one JSON run spec, as printed by `plan` (other options ignored)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     run.add_argument("--refresh", action="store_true", help="retrain even if the cache holds the run")
+    run.add_argument("--help-settings", dest="help_settings", action="store_true",
+                     help="print the JSON schema of the run settings (types, defaults, ranges) and exit")
     run.set_defaults(func=cmd_run)
 
     plan = sub.add_parser("plan", help="print one JSON run spec per line for a sweep file (lists = sweep axes)")

@@ -1,19 +1,19 @@
-"""Typed, validated run configuration.
+"""Typed, validated run configuration, and where the data and the cache live.
 
-A *run* is one (dataset, method, model, hyper-parameters, data caps, seed). `RunConfig` is the single
-place where its settings are named, typed and checked; everything else (CLI, parameter files, pages)
-goes through `RunConfig.from_dict`, so a typo or a bad value fails with one clear line before any compute.
+A *run* is one (dataset, method, model, hyper-parameters, data caps, seed). `RunConfig` (a pydantic model:
+strict types, unknown keys forbidden, finite numbers) is the single place where its settings are named,
+typed and checked; everything else (CLI, parameter files, pages) goes through `RunConfig.from_dict`, so a
+typo or a bad value fails with one clear line before any compute.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DATASETS = ("cb", "rte", "amazon")
 EVAL_ONLY_DATASETS = ("dynasent", "semeval", "sst5")
@@ -37,52 +37,85 @@ def lp_label(lp_C) -> str:
     return "C chosen by CV" if lp_C == "cv" else f"C = {lp_C:g}"
 
 
+LpC = Union[float, Literal["cv"]]  # noqa: UP007  (an LP regularisation: "cv" or a fixed C > 0)
+
+
 class ConfigError(ValueError):
     """A bad setting: the message is one line that says what is wrong and what is valid."""
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Settings of one training run. `None` for lr / batch_size means the paper's Table 6 value."""
+_CHOICES = {"dataset": (DATASETS, "is not a training dataset"), "method": (METHODS, "is unknown"),
+            "lp_binary_head": (LP_BINARY_HEADS, "is unknown")}
+_NUMERIC_STRING_KEYS = ("lr", "lora_alpha", "head_scale", "lp_C")  # YAML 1.1 reads 5e-5 as a string
 
-    dataset: str = "cb"
-    method: str = "lp_ft"
-    seed: int = 1
-    model: str = DEFAULT_MODEL
-    epochs: int = 10
-    lr: float | None = None
-    batch_size: int | None = None
-    eval_batch_size: int = 32
-    max_length: int = 128
-    max_train: int | None = None
-    max_eval: int | None = None
-    max_per_class: int | None = None
-    subset_seed: int = 0
-    lora_r: int = 8
-    lora_alpha: float = 8.0
-    head_scale: float = 1.0
-    scale_bias: bool = True
-    lp_C: float | str = "cv"
-    lp_binary_head: str = "paper"
-    data_dir: str | None = None
-    cache_dir: str | None = None
+
+class RunConfig(BaseModel):
+    """Settings of one training run (pydantic: strict types, unknown keys rejected, frozen).
+
+    `None` for lr / batch_size means the paper's Table 6 value. `RunConfig.model_json_schema()` is the
+    settings' JSON schema (``python -m lpft_nb run --help-settings``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    dataset: str = Field("cb", description="training dataset", json_schema_extra={"enum": list(DATASETS)})
+    method: str = Field("lp_ft", description="training method", json_schema_extra={"enum": list(METHODS)})
+    seed: int = Field(1, ge=0, description="seed of the head, LoRA and dropout initialisation and batch order")
+    model: str = Field(DEFAULT_MODEL, description="encoder: the embedded MiniLM, tiny-random-bert, a path, a HF name")
+    epochs: int = Field(10, ge=1, description="fine-tuning epochs (paper: 10)")
+    lr: float | None = Field(None, gt=0, description="learning rate; null: the paper's Table 6")
+    batch_size: int | None = Field(None, ge=1, description="training batch size; null: the paper's Table 6")
+    eval_batch_size: int = Field(32, ge=1, description="batch size of prediction and feature extraction")
+    max_length: int = Field(128, ge=1, le=512, description="tokens per example (the encoders' limit is 512)")
+    max_train: int | None = Field(None, ge=1, description="cap on training examples (seeded subsample)")
+    max_eval: int | None = Field(None, ge=1, description="cap on validation and test examples")
+    max_per_class: int | None = Field(None, ge=1, description="cap per class (BOSS / Amazon)")
+    subset_seed: int = Field(0, ge=0, description="seed of the capped subsamples")
+    lora_r: int = Field(8, ge=1, description="LoRA rank")
+    lora_alpha: float = Field(8.0, gt=0, description="LoRA alpha (scaling alpha / r)")
+    head_scale: float = Field(1.0, gt=0, description="multiplier of the head at the start of the FT stage")
+    scale_bias: bool = Field(True, description="whether head_scale multiplies the bias too")
+    lp_C: float | str = Field("cv", description="LP regularisation: 'cv' (the paper's cross-validation) or a C > 0")
+    lp_binary_head: str = Field("paper", description="binary LP head: the authors' halved one or exact",
+                                json_schema_extra={"enum": list(LP_BINARY_HEADS)})
+    data_dir: str | None = Field(None, description="data folder; null: $LPFT_DATA_DIR or the default folder")
+    cache_dir: str | None = Field(None, description="run cache; null: $LPFT_CACHE_DIR or .lpft_cache")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_from_yaml_strings(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            values = dict(values)
+            for key in _NUMERIC_STRING_KEYS:
+                if isinstance(values.get(key), str) and _looks_numeric(values[key]):
+                    values[key] = float(values[key])
+        return values
+
+    @field_validator("dataset", "method", "lp_binary_head")
+    @classmethod
+    def _one_of(cls, value: str, info) -> str:
+        valid, what = _CHOICES[info.field_name]
+        if value not in valid:
+            raise ValueError(f"{what}; valid: {', '.join(valid)}")
+        return value
+
+    @field_validator("lp_C")
+    @classmethod
+    def _lp_C(cls, value: float | str) -> LpC:
+        if value != "cv" and (isinstance(value, str) or not value > 0):
+            raise ValueError("must be 'cv' or a positive number")
+        return value
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> RunConfig:
-        """Build from a mapping, rejecting unknown keys and wrong types (message names `source`)."""
+        """Build from a mapping; any problem is a ConfigError of one line that starts with `source`."""
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a mapping of settings, got {type(values).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
-            )
-        coerced = {k: coerce(k, v, source) for k, v in values.items()}
-        cfg = cls(**coerced)
-        cfg.validate(source)
-        return cfg
+        try:
+            return cls.model_validate(values)
+        except ValidationError as err:
+            raise ConfigError(_one_line(err, values, source)) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> RunConfig:
@@ -92,38 +125,7 @@ class RunConfig:
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    # ---- validation ---------------------------------------------------------------------------
-    def validate(self, source: str = "config") -> None:
-        def bad(key: str, msg: str) -> ConfigError:
-            return ConfigError(f"{source}: {key}={getattr(self, key)!r} {msg}")
-
-        if self.dataset not in DATASETS:
-            raise bad("dataset", f"is not a training dataset; valid: {', '.join(DATASETS)}")
-        if self.method not in METHODS:
-            raise bad("method", f"is unknown; valid: {', '.join(METHODS)}")
-        if self.lp_binary_head not in LP_BINARY_HEADS:
-            raise bad("lp_binary_head", f"is unknown; valid: {', '.join(LP_BINARY_HEADS)}")
-        if isinstance(self.lp_C, str) and self.lp_C != "cv":
-            raise bad("lp_C", "must be 'cv' or a positive number")
-        if not isinstance(self.lp_C, str) and not self.lp_C > 0:
-            raise bad("lp_C", "must be 'cv' or a positive number")
-        for key in ("epochs", "eval_batch_size", "max_length", "lora_r"):
-            if getattr(self, key) < 1:
-                raise bad(key, "must be >= 1")
-        for key in ("seed", "subset_seed"):  # numpy and scikit-learn reject negative seeds
-            if getattr(self, key) < 0:
-                raise bad(key, "must be >= 0")
-        for key in ("max_train", "max_eval", "max_per_class", "batch_size"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise bad(key, "must be >= 1 or null")
-        for key in ("lr", "lora_alpha", "head_scale"):
-            value = getattr(self, key)
-            if value is not None and not value > 0:
-                raise bad(key, "must be > 0")
-        if self.max_length > 512:
-            raise bad("max_length", "must be <= 512 (the encoders' position limit)")
+        return self.model_dump()
 
     # ---- derived values -----------------------------------------------------------------------
     @property
@@ -173,50 +175,40 @@ class RunConfig:
         return ident
 
 
-# ---- typing helpers ---------------------------------------------------------------------------
-_INT_KEYS = {"seed", "epochs", "batch_size", "eval_batch_size", "max_length", "max_train", "max_eval",
-             "max_per_class", "subset_seed", "lora_r"}
-_FLOAT_KEYS = {"lr", "lora_alpha", "head_scale"}
-_STR_KEYS = {"dataset", "method", "model", "lp_binary_head", "data_dir", "cache_dir"}
-_BOOL_KEYS = {"scale_bias"}
-_NULLABLE = {"lr", "batch_size", "max_train", "max_eval", "max_per_class", "data_dir", "cache_dir"}
+_EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
-def coerce(key: str, value: Any, source: str = "config") -> Any:
-    """Check one value's type (ints stay ints, numbers become floats); raise ConfigError if wrong."""
-
-    def wrong(expected: str) -> ConfigError:
-        return ConfigError(f"{source}: {key}={value!r} has type {type(value).__name__}; expected {expected}")
-
-    if value is None:
-        if key in _NULLABLE:
-            return None
-        raise wrong("a value, not null")
-    if key in _INT_KEYS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise wrong("an integer")
-        return value
-    if key in _FLOAT_KEYS:
-        if isinstance(value, str) and _looks_numeric(value):  # YAML 1.1 reads 5e-5 as a string
-            return float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise wrong("a number")
-        return float(value)
-    if key in _BOOL_KEYS:
-        if not isinstance(value, bool):
-            raise wrong("true or false")
-        return value
-    if key in _STR_KEYS:
-        if not isinstance(value, str):
-            raise wrong("a string")
-        return value
+def _expected(key: str) -> str:
     if key == "lp_C":
-        if isinstance(value, str):
-            return float(value) if _looks_numeric(value) else value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise wrong("'cv' or a positive number")
-        return float(value)
-    raise ConfigError(f"{source}: unknown key {key}")
+        return "'cv' or a positive number"
+    annotation = RunConfig.model_fields[key].annotation
+    kinds = (annotation, *getattr(annotation, "__args__", ()))
+    return next(_EXPECTED[k] for k in (bool, int, float, str) if k in kinds)
+
+
+def _one_line(err: ValidationError, values: dict[str, Any], source: str) -> str:
+    """The first problem of a pydantic error, as one line in the words of the book's other errors."""
+    errors = err.errors()
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return (f"{source}: unknown key(s) {', '.join(unknown)}; "
+                f"valid keys: {', '.join(sorted(RunConfig.model_fields))}")
+    e = errors[0]
+    key = str(e["loc"][0])
+    value = values.get(key)
+    ctx = e.get("ctx") or {}
+    if e["type"] == "value_error":
+        return f"{source}: {key}={value!r} {ctx['error']}"
+    bounds = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le")}
+    if e["type"] in bounds:
+        op, name = bounds[e["type"]]
+        note = " or null" if RunConfig.model_fields[key].default is None else ""
+        note = " (the encoders' position limit)" if op == "<=" and key == "max_length" else note
+        return f"{source}: {key}={value!r} must be {op} {ctx[name]:g}{note}"
+    if e["type"] == "finite_number":
+        return f"{source}: {key}={value!r} must be a finite number"
+    expected = "a value, not null" if value is None else _expected(key)
+    return f"{source}: {key}={value!r} has type {type(value).__name__}; expected {expected}"
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import REPO_ROOT as ROOT
-from ..config import ConfigError, RunConfig, coerce, load_yaml_mapping
+from ..config import ConfigError, RunConfig, load_yaml_mapping
 
 BOOK_DIR = ROOT / "book"
 PARAMS_DIR = ROOT / "params"
@@ -23,7 +23,7 @@ LIST_SETTINGS = {"datasets": "dataset", "methods": "method", "seeds": "seed", "l
 SINGLE_SETTINGS = {"scaling_dataset": "dataset", "rank_dataset": "dataset"}
 # Page parameters whose value must be one of the values of another parameter of the same page.
 MEMBER_OF = {"rank_dataset": "datasets"}
-RUN_KEYS = set(RunConfig.__dataclass_fields__)
+RUN_KEYS = set(RunConfig.model_fields)
 # Page parameters (not run settings) with a smallest allowed value, checked before a page runs.
 MINIMUM = {"n": 2, "path_points": 2, "multiplier_points": 2, "kernel_seed": 0, "seed": 0, "tsne_seed": 0,
            "lora_alpha": 1e-12, "step_target": 1e-12}
@@ -89,16 +89,16 @@ def _check_run_setting(key: str, value: Any, source: str) -> None:
         if bad or not value:
             raise ParamError(f"{source}: {bad or 'empty list'} not allowed; valid: {', '.join(CHOICES[key])}")
     if key in RUN_KEYS:
-        RunConfig.from_dict({key: coerce(key, value, source)}, source=source)
+        RunConfig.from_dict({key: value}, source=source)
     elif key in SINGLE_SETTINGS:
         setting = SINGLE_SETTINGS[key]
-        RunConfig.from_dict({setting: coerce(setting, value, source)}, source=source)
+        RunConfig.from_dict({setting: value}, source=source)
     elif key in LIST_SETTINGS:
         setting = LIST_SETTINGS[key]
         if not value:
             raise ParamError(f"{source}: {key} must list at least one value")
         for item in value:
-            RunConfig.from_dict({setting: coerce(setting, item, f"{source}: {key}")}, source=f"{source}: {key}")
+            RunConfig.from_dict({setting: item}, source=f"{source}: {key}")
 
 
 SHARED_FILE = "_shared.yaml"  # run settings shared by the pages of a profile
