@@ -19,8 +19,10 @@ from .resources import peak_rss_gib
 
 def _random_batch(vocab: int, batch: int, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {"input_ids": torch.randint(1000, vocab, (batch, length), generator=g),
-            "attention_mask": torch.ones(batch, length, dtype=torch.long)}
+    return {
+        "input_ids": torch.randint(1000, vocab, (batch, length), generator=g),
+        "attention_mask": torch.ones(batch, length, dtype=torch.long),
+    }
 
 
 def time_train_step(model_name: str, lora: bool, batch: int, length: int, repeats: int) -> float:
@@ -78,11 +80,17 @@ def run_benchmark(model: str = DEFAULT_MODEL, quick: bool = False) -> list[tuple
     for lora in (False, True):
         for length in (64, 128):
             sec = time_train_step(model, lora, 8, length, repeats)
-            rows.append((f"{'LoRA' if lora else 'FT'} train step, batch 8, length {length} (s)", f"{sec:.3f}"))
+            rows.append(
+                (f"{'LoRA' if lora else 'FT'} train step, batch 8, length {length} (s)", f"{sec:.3f}")
+            )
             print(f"{rows[-1][0]:<52} {rows[-1][1]}", flush=True)
     for length in (64, 128):
-        rows.append((f"feature extraction, batch 32, length {length} (examples/s)",
-                     f"{time_features(model, 32, length, max(2, repeats // 2)):.1f}"))
+        rows.append(
+            (
+                f"feature extraction, batch 32, length {length} (examples/s)",
+                f"{time_features(model, 32, length, max(2, repeats // 2)):.1f}",
+            )
+        )
         print(f"{rows[-1][0]:<52} {rows[-1][1]}", flush=True)
     sec, norm, n = time_lp_fit(model)
     rows.append((f"LP fit on CB (LogisticRegressionCV, n={n}) (s)", f"{sec:.2f}  (‖V‖_F = {norm:.3f})"))
@@ -92,27 +100,39 @@ def run_benchmark(model: str = DEFAULT_MODEL, quick: bool = False) -> list[tuple
     return rows
 
 
-def ntk_benchmark(model: str = DEFAULT_MODEL, n: int = 64, dataset: str = "cb", memory_gib: float = 5.0) -> dict:
+def ntk_benchmark(
+    model: str = DEFAULT_MODEL, n: int = 64, dataset: str = "cb", memory_gib: float = 5.0
+) -> dict:
     """Time and memory of the exact kernels for FT and LoRA on `dataset`, fresh (no cache); prints a table."""
     rows = {}
     with tempfile.TemporaryDirectory() as cache:
         for setting in ("lp_ft", "lora"):
-            result = get_kernels(KernelSpec(dataset=dataset, setting=setting, n=n, model=model, cache_dir=cache),
-                                 memory_gib=memory_gib)
+            result = get_kernels(
+                KernelSpec(dataset=dataset, setting=setting, n=n, model=model, cache_dir=cache),
+                memory_gib=memory_gib,
+            )
             enc = build_classifier(model, 3, 0).encoder.config
-            rows[setting] = {"seconds": result.seconds, "peak_rss_gib": result.peak_rss_gib,
-                             "backward_passes": result.parts.backward_passes,
-                             "authors_backward_passes": result.authors_backward_passes(enc.hidden_size,
-                                                                                       enc.num_hidden_layers),
-                             "parameter_groups": result.parts.parameter_groups,
-                             "parameters": result.parts.n_parameters}
-    print(f"NTK benchmark: {model}, {dataset}, N = {n} train + {n} test examples, length ≤ 128, "
-          f"{torch.get_num_threads()} threads, Jacobian block ≤ {memory_gib:g} GiB")
-    print(f"{'setting':<8} {'seconds':>8} {'peak RSS GiB':>13} {'params':>10} {'groups':>7} "
-          f"{'backward passes':>16} {'authors method':>15}")
+            rows[setting] = {
+                "seconds": result.seconds,
+                "peak_rss_gib": result.peak_rss_gib,
+                "backward_passes": result.parts.backward_passes,
+                "authors_backward_passes": result.authors_backward_passes(
+                    enc.hidden_size, enc.num_hidden_layers
+                ),
+                "parameter_groups": result.parts.parameter_groups,
+                "parameters": result.parts.n_parameters,
+            }
+    print(
+        f"NTK benchmark: {model}, {dataset}, N = {n} train + {n} test examples, length ≤ 128, "
+        f"{torch.get_num_threads()} threads, Jacobian block ≤ {memory_gib:g} GiB"
+    )
+    print(
+        f"{'setting':<8} {'seconds':>8} {'peak RSS GiB':>13} {'params':>10} {'groups':>7} "
+        f"{'backward passes':>16} {'authors method':>15}"
+    )
     for setting, r in rows.items():
-        print(f"{setting:<8} {r['seconds']:8.1f} {r['peak_rss_gib']:13.2f} {r['parameters']:10d} "
-              f"{r['parameter_groups']:7d} {r['backward_passes']:16d} {r['authors_backward_passes']:15d}")
+        print(
+            f"{setting:<8} {r['seconds']:8.1f} {r['peak_rss_gib']:13.2f} {r['parameters']:10d} "
+            f"{r['parameter_groups']:7d} {r['backward_passes']:16d} {r['authors_backward_passes']:15d}"
+        )
     return rows
-
-

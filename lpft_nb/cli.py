@@ -42,12 +42,14 @@ def _config_from_args(args) -> RunConfig:
 def _print_run_table(result) -> None:
     s = result.summary()
     m = result.metrics
-    rows = [("dataset / method / seed", f"{s['dataset']} / {s['method']} / {s['seed']}"),
-            ("model", s["model"]),
-            ("from cache", str(s["cache_hit"])),
-            ("train / val / test examples", " / ".join(str(r["n"]) for r in m["data"][:3])),
-            ("‖V‖_F at start of FT stage", f"{s['head_norm_init']:.4g}"),
-            ("‖V‖_F after training", f"{s['head_norm_final']:.4g}")]
+    rows = [
+        ("dataset / method / seed", f"{s['dataset']} / {s['method']} / {s['seed']}"),
+        ("model", s["model"]),
+        ("from cache", str(s["cache_hit"])),
+        ("train / val / test examples", " / ".join(str(r["n"]) for r in m["data"][:3])),
+        ("‖V‖_F at start of FT stage", f"{s['head_norm_init']:.4g}"),
+        ("‖V‖_F after training", f"{s['head_norm_final']:.4g}"),
+    ]
     if "lp" in m:
         rows.append(("LP C (chosen)", f"{m['lp']['C']:.4g}" + (" (cv)" if m["lp"]["cv"] else "")))
         rows.append(("LP train accuracy", f"{m['lp']['train_accuracy']:.4f}"))
@@ -83,7 +85,9 @@ def expand_plan(values: dict, source: str) -> list[RunConfig]:
     """A parameter file whose values may be lists → one RunConfig per combination (validated)."""
     keys = list(values)
     grids = [v if isinstance(v, list) else [v] for v in values.values()]
-    configs = [RunConfig.from_dict(dict(zip(keys, combo)), source=source) for combo in itertools.product(*grids)]
+    configs = [
+        RunConfig.from_dict(dict(zip(keys, combo)), source=source) for combo in itertools.product(*grids)
+    ]
     return configs
 
 
@@ -116,23 +120,43 @@ def cmd_bench(args) -> int:
 def ntk_summary(result) -> dict:
     """The `ntk` command's record: ranks, Frobenius norms, FT ratio, kernel-regression accuracies, cost."""
     stats = {k: result.statistics(k) for k in ("P", "F", "NTK")}
-    return {"dataset": result.spec.dataset, "setting": result.spec.setting, "n": int(result.parts.n_train),
-            "seed": result.spec.seed, "cache_hit": result.cache_hit,
-            "rank_P": stats["P"]["rank_fp32"], "rank_F": stats["F"]["rank_fp32"], "rank_ntk": stats["NTK"]["rank_fp32"],
-            "rank_dtype": "float32 (numpy default tolerance)",
-            "fn_P": stats["P"]["fn"], "fn_F": stats["F"]["fn"], "fn_ntk": stats["NTK"]["fn"],
-            "ft_ratio": result.ft_ratio(),
-            "acc_train": stats["NTK"]["per_logit_train"], "acc_test": stats["NTK"]["per_logit_test"],
-            "argmax_acc_train": stats["NTK"]["argmax_train"], "argmax_acc_test": stats["NTK"]["argmax_test"],
-            "seconds": result.seconds, "peak_rss_gib": result.peak_rss_gib,
-            "backward_passes": result.parts.backward_passes, "parameters": result.parts.n_parameters}
+    return {
+        "dataset": result.spec.dataset,
+        "setting": result.spec.setting,
+        "n": int(result.parts.n_train),
+        "seed": result.spec.seed,
+        "cache_hit": result.cache_hit,
+        "rank_P": stats["P"]["rank_fp32"],
+        "rank_F": stats["F"]["rank_fp32"],
+        "rank_ntk": stats["NTK"]["rank_fp32"],
+        "rank_dtype": "float32 (numpy default tolerance)",
+        "fn_P": stats["P"]["fn"],
+        "fn_F": stats["F"]["fn"],
+        "fn_ntk": stats["NTK"]["fn"],
+        "ft_ratio": result.ft_ratio(),
+        "acc_train": stats["NTK"]["per_logit_train"],
+        "acc_test": stats["NTK"]["per_logit_test"],
+        "argmax_acc_train": stats["NTK"]["argmax_train"],
+        "argmax_acc_test": stats["NTK"]["argmax_test"],
+        "seconds": result.seconds,
+        "peak_rss_gib": result.peak_rss_gib,
+        "backward_passes": result.parts.backward_passes,
+        "parameters": result.parts.n_parameters,
+    }
 
 
 def cmd_ntk(args) -> int:
     from .analysis.kernels import KernelSpec, get_kernels
 
-    spec = KernelSpec(dataset=args.dataset, setting=args.setting, n=args.n, seed=args.seed, model=args.model,
-                      embeddings=args.embeddings, lp_C=args.lp_C)
+    spec = KernelSpec(
+        dataset=args.dataset,
+        setting=args.setting,
+        n=args.n,
+        seed=args.seed,
+        model=args.model,
+        embeddings=args.embeddings,
+        lp_C=args.lp_C,
+    )
     try:
         spec.validate()
     except ValueError as err:
@@ -180,7 +204,10 @@ def cmd_data_download(args) -> int:
     from .data.files import BOSS_FILES, matches_pin
 
     to = Path(args.to).expanduser().resolve() if args.to else resolve_data_dir(None)
-    print(f"data folder: {to}" + (f" (mirror {args.mirror})" if args.mirror else " (official hosts)"), flush=True)
+    print(
+        f"data folder: {to}" + (f" (mirror {args.mirror})" if args.mirror else " (official hosts)"),
+        flush=True,
+    )
     for path, status in download(to, mirror=args.mirror, retries=args.retries, progress=not args.quiet):
         print(f"{path:<78} {status}")
     if args.no_build:
@@ -232,11 +259,17 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--spec", help="one JSON run spec, as printed by `plan` (other options ignored)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     run.add_argument("--refresh", action="store_true", help="retrain even if the cache holds the run")
-    run.add_argument("--help-settings", dest="help_settings", action="store_true",
-                     help="print the JSON schema of the run settings (types, defaults, ranges) and exit")
+    run.add_argument(
+        "--help-settings",
+        dest="help_settings",
+        action="store_true",
+        help="print the JSON schema of the run settings (types, defaults, ranges) and exit",
+    )
     run.set_defaults(func=cmd_run)
 
-    plan = sub.add_parser("plan", help="print one JSON run spec per line for a sweep file (lists = sweep axes)")
+    plan = sub.add_parser(
+        "plan", help="print one JSON run spec per line for a sweep file (lists = sweep axes)"
+    )
     plan.add_argument("--params", required=True, help="YAML file; list values are swept")
     plan.add_argument("--set", action="append", metavar="KEY=VALUE")
     plan.set_defaults(func=cmd_plan)
@@ -246,8 +279,13 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
     bench.add_argument("--ntk", action="store_true", help="benchmark the NTK (CB, N examples, length 128)")
     bench.add_argument("--n", type=int, default=64, help="examples per kernel side for --ntk")
-    bench.add_argument("--memory-gib", dest="memory_gib", type=float, default=5.0,
-                       help="bound on the Jacobian block held at once for --ntk")
+    bench.add_argument(
+        "--memory-gib",
+        dest="memory_gib",
+        type=float,
+        default=5.0,
+        help="bound on the Jacobian block held at once for --ntk",
+    )
     bench.set_defaults(func=cmd_bench)
 
     ntk = sub.add_parser("ntk", help="compute (or load) the NTK split P + F at the start of the FT stage")
@@ -256,7 +294,9 @@ def make_parser() -> argparse.ArgumentParser:
     ntk.add_argument("--n", type=int, default=64, help="training (and test) examples in the kernel")
     ntk.add_argument("--seed", type=int, default=1)
     ntk.add_argument("--model", default="all-MiniLM-L6-v2")
-    ntk.add_argument("--embeddings", default="exact", help="exact, sampled (the authors' 10%% estimate) or none")
+    ntk.add_argument(
+        "--embeddings", default="exact", help="exact, sampled (the authors' 10%% estimate) or none"
+    )
     ntk.add_argument("--lp-C", dest="lp_C", default="cv", type=lambda v: v if v == "cv" else float(v))
     ntk.add_argument("--json", action="store_true")
     ntk.set_defaults(func=cmd_ntk)
@@ -276,22 +316,37 @@ def make_parser() -> argparse.ArgumentParser:
     check.add_argument("--screenshots", metavar="DIR", help="also save a PNG of each page here")
     check.set_defaults(func=cmd_check_html)
 
-    data = sub.add_parser("data", help="fetch, build and check the data folder (download | build-boss | check)")
+    data = sub.add_parser(
+        "data", help="fetch, build and check the data folder (download | build-boss | check)"
+    )
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    dl = data_sub.add_parser("download", help="fetch the raw files (sha256-checked), then build the BOSS files")
-    dl.add_argument("--to", metavar="DIR", help="data folder (default: $LPFT_DATA_DIR, else ~/.cache/lpft-book/data)")
-    dl.add_argument("--mirror", metavar="URL",
-                    help="fetch every file from URL/<path in the data folder> instead of the official hosts")
+    dl = data_sub.add_parser(
+        "download", help="fetch the raw files (sha256-checked), then build the BOSS files"
+    )
+    dl.add_argument(
+        "--to", metavar="DIR", help="data folder (default: $LPFT_DATA_DIR, else ~/.cache/lpft-book/data)"
+    )
+    dl.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="fetch every file from URL/<path in the data folder> instead of the official hosts",
+    )
     dl.add_argument("--retries", type=int, default=2, help="extra attempts per file after a failed download")
     dl.add_argument("--no-build", dest="no_build", action="store_true", help="do not build the BOSS files")
     dl.add_argument("--quiet", action="store_true", help="no progress bars")
     dl.set_defaults(func=cmd_data_download)
-    bb = data_sub.add_parser("build-boss", help="rebuild the BOSS tsv files from the raw sources (BOSS's procedure)")
+    bb = data_sub.add_parser(
+        "build-boss", help="rebuild the BOSS tsv files from the raw sources (BOSS's procedure)"
+    )
     bb.add_argument("--sources", metavar="DIR", help="raw sources (default: <data folder>/sources)")
     bb.add_argument("--to", metavar="DIR", help="data folder to write boss/ into (default: as for download)")
     bb.set_defaults(func=cmd_data_build_boss)
-    ck = data_sub.add_parser("check", help="validate a data folder: files, rows, labels, class counts, sha256")
-    ck.add_argument("folder", nargs="?", metavar="DIR", help="default: $LPFT_DATA_DIR, else ~/.cache/lpft-book/data")
+    ck = data_sub.add_parser(
+        "check", help="validate a data folder: files, rows, labels, class counts, sha256"
+    )
+    ck.add_argument(
+        "folder", nargs="?", metavar="DIR", help="default: $LPFT_DATA_DIR, else ~/.cache/lpft-book/data"
+    )
     ck.set_defaults(func=cmd_data_check)
     return parser
 

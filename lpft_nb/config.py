@@ -44,8 +44,11 @@ class ConfigError(ValueError):
     """A bad setting: the message is one line that says what is wrong and what is valid."""
 
 
-_CHOICES = {"dataset": (DATASETS, "is not a training dataset"), "method": (METHODS, "is unknown"),
-            "lp_binary_head": (LP_BINARY_HEADS, "is unknown")}
+_CHOICES = {
+    "dataset": (DATASETS, "is not a training dataset"),
+    "method": (METHODS, "is unknown"),
+    "lp_binary_head": (LP_BINARY_HEADS, "is unknown"),
+}
 _NUMERIC_STRING_KEYS = ("lr", "lora_alpha", "head_scale", "lp_C")  # YAML 1.1 reads 5e-5 as a string
 
 
@@ -60,8 +63,12 @@ class RunConfig(BaseModel):
 
     dataset: str = Field("cb", description="training dataset", json_schema_extra={"enum": list(DATASETS)})
     method: str = Field("lp_ft", description="training method", json_schema_extra={"enum": list(METHODS)})
-    seed: int = Field(1, ge=0, description="seed of the head, LoRA and dropout initialisation and batch order")
-    model: str = Field(DEFAULT_MODEL, description="encoder: the embedded MiniLM, tiny-random-bert, a path, a HF name")
+    seed: int = Field(
+        1, ge=0, description="seed of the head, LoRA and dropout initialisation and batch order"
+    )
+    model: str = Field(
+        DEFAULT_MODEL, description="encoder: the embedded MiniLM, tiny-random-bert, a path, a HF name"
+    )
     epochs: int = Field(10, ge=1, description="fine-tuning epochs (paper: 10)")
     lr: float | None = Field(None, gt=0, description="learning rate; null: the paper's Table 6")
     batch_size: int | None = Field(None, ge=1, description="training batch size; null: the paper's Table 6")
@@ -75,9 +82,14 @@ class RunConfig(BaseModel):
     lora_alpha: float = Field(8.0, gt=0, description="LoRA alpha (scaling alpha / r)")
     head_scale: float = Field(1.0, gt=0, description="multiplier of the head at the start of the FT stage")
     scale_bias: bool = Field(True, description="whether head_scale multiplies the bias too")
-    lp_C: float | str = Field("cv", description="LP regularisation: 'cv' (the paper's cross-validation) or a C > 0")
-    lp_binary_head: str = Field("paper", description="binary LP head: the authors' halved one or exact",
-                                json_schema_extra={"enum": list(LP_BINARY_HEADS)})
+    lp_C: float | str = Field(
+        "cv", description="LP regularisation: 'cv' (the paper's cross-validation) or a C > 0"
+    )
+    lp_binary_head: str = Field(
+        "paper",
+        description="binary LP head: the authors' halved one or exact",
+        json_schema_extra={"enum": list(LP_BINARY_HEADS)},
+    )
     data_dir: str | None = Field(None, description="data folder; null: $LPFT_DATA_DIR or the default folder")
     cache_dir: str | None = Field(None, description="run cache; null: $LPFT_CACHE_DIR or .lpft_cache")
 
@@ -191,15 +203,21 @@ def _one_line(err: ValidationError, values: dict[str, Any], source: str) -> str:
     errors = err.errors()
     unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
     if unknown:
-        return (f"{source}: unknown key(s) {', '.join(unknown)}; "
-                f"valid keys: {', '.join(sorted(RunConfig.model_fields))}")
+        return (
+            f"{source}: unknown key(s) {', '.join(unknown)}; "
+            f"valid keys: {', '.join(sorted(RunConfig.model_fields))}"
+        )
     e = errors[0]
     key = str(e["loc"][0])
     value = values.get(key)
     ctx = e.get("ctx") or {}
     if e["type"] == "value_error":
         return f"{source}: {key}={value!r} {ctx['error']}"
-    bounds = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le")}
+    bounds = {
+        "greater_than_equal": (">=", "ge"),
+        "greater_than": (">", "gt"),
+        "less_than_equal": ("<=", "le"),
+    }
     if e["type"] in bounds:
         op, name = bounds[e["type"]]
         note = " or null" if RunConfig.model_fields[key].default is None else ""

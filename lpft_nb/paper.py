@@ -1,12 +1,18 @@
-"""Numbers the paper reports (camera-ready; transcribed in ../shared/reference/paper-facts.md §4).
+"""Numbers the paper reports (NeurIPS 2024 camera-ready: Tables 1–3 and 6–14, §4).
 
 Only ever shown *beside* our measurements, never in their place.
 """
 
 from __future__ import annotations
 
-METHOD_LABELS = {"pretrained": "Pre-trained", "lp": "LP", "ft": "FT", "lora": "LoRA", "lp_ft": "LP-FT",
-                 "lp_lora": "LP-LoRA"}
+METHOD_LABELS = {
+    "pretrained": "Pre-trained",
+    "lp": "LP",
+    "ft": "FT",
+    "lora": "LoRA",
+    "lp_ft": "LP-FT",
+    "lp_lora": "LP-LoRA",
+}
 
 # Table 13: classifier weight norm ‖V‖_F after training ("pretrained" = the random init).
 TABLE13_HEAD_NORM = {
@@ -47,70 +53,151 @@ TABLE12_DIFF = {
 
 # Table 8 (CB, RTE) and Table 10 (BOSS): test accuracy %, mean ± std over 5 seeds.
 TABLE8_ACCURACY = {
-    "cb": {"lp": (77.86, 4.24), "ft": (81.43, 3.91), "lp_ft": (84.64, 2.40), "lora": (77.50, 5.30),
-           "lp_lora": (75.71, 2.04)},
-    "rte": {"lp": (57.69, 1.10), "ft": (74.73, 3.04), "lp_ft": (76.75, 0.87), "lora": (72.85, 1.41),
-            "lp_lora": (74.08, 2.57)},
+    "cb": {
+        "lp": (77.86, 4.24),
+        "ft": (81.43, 3.91),
+        "lp_ft": (84.64, 2.40),
+        "lora": (77.50, 5.30),
+        "lp_lora": (75.71, 2.04),
+    },
+    "rte": {
+        "lp": (57.69, 1.10),
+        "ft": (74.73, 3.04),
+        "lp_ft": (76.75, 0.87),
+        "lora": (72.85, 1.41),
+        "lp_lora": (74.08, 2.57),
+    },
 }
 
 # Table 14 (CB, RTE; RTE = Table 3): ECE / MCE in %, (without TS, with TS, improvement).
 TABLE14_CALIBRATION = {
     "cb": {
-        "ece": {"ft": (15.60, 14.64, 0.95), "lp_ft": (13.93, 13.13, 0.80), "lora": (12.89, 16.22, -3.34),
-                "lp_lora": (14.78, 13.51, 1.27)},
-        "mce": {"ft": (75.99, 69.99, 6.01), "lp_ft": (76.78, 70.28, 6.50), "lora": (52.58, 66.75, -14.16),
-                "lp_lora": (68.16, 60.80, 7.36)},
+        "ece": {
+            "ft": (15.60, 14.64, 0.95),
+            "lp_ft": (13.93, 13.13, 0.80),
+            "lora": (12.89, 16.22, -3.34),
+            "lp_lora": (14.78, 13.51, 1.27),
+        },
+        "mce": {
+            "ft": (75.99, 69.99, 6.01),
+            "lp_ft": (76.78, 70.28, 6.50),
+            "lora": (52.58, 66.75, -14.16),
+            "lp_lora": (68.16, 60.80, 7.36),
+        },
     },
     "rte": {
-        "ece": {"ft": (21.16, 5.13, 16.03), "lp_ft": (21.72, 5.48, 16.24), "lora": (11.92, 6.17, 5.76),
-                "lp_lora": (18.14, 5.72, 12.42)},
-        "mce": {"ft": (53.11, 25.87, 27.24), "lp_ft": (63.95, 13.94, 50.01), "lora": (25.04, 13.75, 11.29),
-                "lp_lora": (40.46, 18.82, 21.63)},
+        "ece": {
+            "ft": (21.16, 5.13, 16.03),
+            "lp_ft": (21.72, 5.48, 16.24),
+            "lora": (11.92, 6.17, 5.76),
+            "lp_lora": (18.14, 5.72, 12.42),
+        },
+        "mce": {
+            "ft": (53.11, 25.87, 27.24),
+            "lp_ft": (63.95, 13.94, 50.01),
+            "lora": (25.04, 13.75, 11.29),
+            "lp_lora": (40.46, 18.82, 21.63),
+        },
     },
 }
 
 # Tables 2 (CB) and 9 (RTE): kernel statistics. (rank, FN, per-logit acc train, acc test, FT ratio or None)
 TABLE2_9_KERNELS = {
-    "cb": {("pretrained", "P"): (18, 51.0e3, 87.11, 79.17, None),
-           ("ft", "F"): (608, 13.9e3, 84.74, 79.76, 0.1987), ("ft", "NTK"): (210, 64.9e3, 84.74, 79.76, None),
-           ("lora", "F"): (500, 22.6, 86.22, 79.17, 0.0004), ("lora", "NTK"): (20, 51.0e3, 92.15, 84.52, None),
-           ("lp_ft", "F"): (344, 7250e3, 100.00, 86.31, 1.0000), ("lp_ft", "NTK"): (344, 7280e3, 100.00, 86.31, None),
-           ("lp_lora", "F"): (307, 15.1e3, 94.96, 85.71, 1.0137),
-           ("lp_lora", "NTK"): (188, 62.6e3, 95.11, 85.71, None)},
-    "rte": {("pretrained", "P"): (28, 4.70e4, 66.40, 51.20, None),
-            ("ft", "F"): (488, 1.29e4, 96.60, 53.40, 0.2148), ("ft", "NTK"): (191, 5.98e4, 97.60, 53.00, None),
-            ("lora", "F"): (432, 2.51e1, 70.80, 54.60, 0.0005), ("lora", "NTK"): (30, 4.70e4, 59.60, 54.80, None),
-            ("lp_ft", "F"): (250, 3.80e6, 100.00, 51.20, 0.9918), ("lp_ft", "NTK"): (251, 3.84e6, 100.00, 51.20, None),
-            ("lp_lora", "F"): (243, 7.60e3, 84.80, 51.20, 0.1942),
-            ("lp_lora", "NTK"): (103, 5.26e4, 88.00, 51.20, None)},
+    "cb": {
+        ("pretrained", "P"): (18, 51.0e3, 87.11, 79.17, None),
+        ("ft", "F"): (608, 13.9e3, 84.74, 79.76, 0.1987),
+        ("ft", "NTK"): (210, 64.9e3, 84.74, 79.76, None),
+        ("lora", "F"): (500, 22.6, 86.22, 79.17, 0.0004),
+        ("lora", "NTK"): (20, 51.0e3, 92.15, 84.52, None),
+        ("lp_ft", "F"): (344, 7250e3, 100.00, 86.31, 1.0000),
+        ("lp_ft", "NTK"): (344, 7280e3, 100.00, 86.31, None),
+        ("lp_lora", "F"): (307, 15.1e3, 94.96, 85.71, 1.0137),
+        ("lp_lora", "NTK"): (188, 62.6e3, 95.11, 85.71, None),
+    },
+    "rte": {
+        ("pretrained", "P"): (28, 4.70e4, 66.40, 51.20, None),
+        ("ft", "F"): (488, 1.29e4, 96.60, 53.40, 0.2148),
+        ("ft", "NTK"): (191, 5.98e4, 97.60, 53.00, None),
+        ("lora", "F"): (432, 2.51e1, 70.80, 54.60, 0.0005),
+        ("lora", "NTK"): (30, 4.70e4, 59.60, 54.80, None),
+        ("lp_ft", "F"): (250, 3.80e6, 100.00, 51.20, 0.9918),
+        ("lp_ft", "NTK"): (251, 3.84e6, 100.00, 51.20, None),
+        ("lp_lora", "F"): (243, 7.60e3, 84.80, 51.20, 0.1942),
+        ("lp_lora", "NTK"): (103, 5.26e4, 88.00, 51.20, None),
+    },
 }
 
 # Table 10 (BOSS, trained on Amazon): accuracy %, mean ± std over 5 seeds.
 TABLE10_BOSS = {
-    "lp": {"amazon": (83.04, 0.01), "dynasent": (42.69, 0.05), "semeval": (50.04, 0.01), "sst5": (56.81, 0.11)},
-    "ft": {"amazon": (88.66, 1.62), "dynasent": (44.33, 1.11), "semeval": (52.20, 1.82), "sst5": (72.52, 1.28)},
-    "lora": {"amazon": (86.05, 2.16), "dynasent": (46.70, 1.68), "semeval": (55.29, 2.93), "sst5": (72.88, 1.84)},
-    "lp_ft": {"amazon": (88.89, 1.02), "dynasent": (45.41, 0.80), "semeval": (51.96, 2.72), "sst5": (73.78, 1.05)},
-    "lp_lora": {"amazon": (88.17, 1.97), "dynasent": (43.37, 1.50), "semeval": (48.84, 3.20), "sst5": (72.31, 1.30)},
+    "lp": {
+        "amazon": (83.04, 0.01),
+        "dynasent": (42.69, 0.05),
+        "semeval": (50.04, 0.01),
+        "sst5": (56.81, 0.11),
+    },
+    "ft": {
+        "amazon": (88.66, 1.62),
+        "dynasent": (44.33, 1.11),
+        "semeval": (52.20, 1.82),
+        "sst5": (72.52, 1.28),
+    },
+    "lora": {
+        "amazon": (86.05, 2.16),
+        "dynasent": (46.70, 1.68),
+        "semeval": (55.29, 2.93),
+        "sst5": (72.88, 1.84),
+    },
+    "lp_ft": {
+        "amazon": (88.89, 1.02),
+        "dynasent": (45.41, 0.80),
+        "semeval": (51.96, 2.72),
+        "sst5": (73.78, 1.05),
+    },
+    "lp_lora": {
+        "amazon": (88.17, 1.97),
+        "dynasent": (43.37, 1.50),
+        "semeval": (48.84, 3.20),
+        "sst5": (72.31, 1.30),
+    },
 }
 
 # Table 11 (BOSS): CS, Diff, FDR per set (Norm(C) for Amazon only; None = "–").
 TABLE11_BOSS = {
-    "amazon": {"pretrained": (0.996, None, 1.30, 0.951), "lp": (0.996, None, 1.30, 120.0),
-               "ft": (0.691, 19.4, 3.74, 0.950), "lora": (0.848, 11.6, 3.38, 1.81),
-               "lp_ft": (0.999, 2.27, 3.00, 120.0), "lp_lora": (0.999, 2.24, 3.01, 118.0)},
-    "dynasent": {"pretrained": (0.996, None, 1.94, None), "lp": (0.996, None, 1.94, None),
-                 "ft": (0.652, 18.0, 2.03, None), "lora": (0.855, 7.53, 2.06, None),
-                 "lp_ft": (0.998, 2.54, 2.20, None), "lp_lora": (0.999, 2.56, 2.04, None)},
-    "semeval": {"pretrained": (0.996, None, 1.24, None), "lp": (0.996, None, 1.24, None),
-                "ft": (0.727, 16.8, 1.49, None), "lora": (0.885, 6.74, 1.44, None),
-                "lp_ft": (0.997, 2.06, 1.45, None), "lp_lora": (0.999, 2.08, 1.19, None)},
-    "sst5": {"pretrained": (0.998, None, 16.9, None), "lp": (0.998, None, 16.9, None),
-             "ft": (0.604, 18.4, 22.6, None), "lora": (0.837, 8.72, 20.1, None),
-             "lp_ft": (0.998, 1.86, 20.2, None), "lp_lora": (0.998, 1.85, 19.5, None)},
+    "amazon": {
+        "pretrained": (0.996, None, 1.30, 0.951),
+        "lp": (0.996, None, 1.30, 120.0),
+        "ft": (0.691, 19.4, 3.74, 0.950),
+        "lora": (0.848, 11.6, 3.38, 1.81),
+        "lp_ft": (0.999, 2.27, 3.00, 120.0),
+        "lp_lora": (0.999, 2.24, 3.01, 118.0),
+    },
+    "dynasent": {
+        "pretrained": (0.996, None, 1.94, None),
+        "lp": (0.996, None, 1.94, None),
+        "ft": (0.652, 18.0, 2.03, None),
+        "lora": (0.855, 7.53, 2.06, None),
+        "lp_ft": (0.998, 2.54, 2.20, None),
+        "lp_lora": (0.999, 2.56, 2.04, None),
+    },
+    "semeval": {
+        "pretrained": (0.996, None, 1.24, None),
+        "lp": (0.996, None, 1.24, None),
+        "ft": (0.727, 16.8, 1.49, None),
+        "lora": (0.885, 6.74, 1.44, None),
+        "lp_ft": (0.997, 2.06, 1.45, None),
+        "lp_lora": (0.999, 2.08, 1.19, None),
+    },
+    "sst5": {
+        "pretrained": (0.998, None, 16.9, None),
+        "lp": (0.998, None, 16.9, None),
+        "ft": (0.604, 18.4, 22.6, None),
+        "lora": (0.837, 8.72, 20.1, None),
+        "lp_ft": (0.998, 1.86, 20.2, None),
+        "lp_lora": (0.998, 1.85, 19.5, None),
+    },
 }
 
-# The checklist of paper-facts.md §6: claim id → the paper's statement.
+# The paper's claims that the book checks: claim id → the paper's statement (§4.2–§4.6, §5, Appendix).
 CHECKLIST = {
     "M1": "LP increases the head norm a lot: ≫ the random init and ≫ the norm after FT",
     "M2": "After FT the head norm stays near its initial value; LoRA grows it slightly",
@@ -141,11 +228,3 @@ ROBERTA_FEATURE_COSINE = {"cb": 0.997, "rte": 0.996}
 
 # Paper's setting of LP (LogisticRegressionCV) and the LP head norm range it reports (claim M1).
 PAPER_LP_NORM_RANGE = {"cb": (24.8, 33.5), "rte": (28.6, 31.0)}
-
-
-def paper_value(table: dict, dataset: str, method: str, key: str | None = None):
-    """Look up a paper value, or None when the paper has none for this cell."""
-    row = table.get(dataset, {}).get(method)
-    if row is None:
-        return None
-    return row.get(key) if key is not None else row

@@ -1,6 +1,6 @@
 """Shared fixtures: the real data folder, a tiny random BERT in a temporary folder, a private cache.
 
-The data folder is $LPFT_DATA_DIR, else ../shared/data beside the checkout (the staged copy CI uses),
+The data folder is $LPFT_DATA_DIR, else a shared/data folder beside the checkout (where CI stages a copy),
 else the default folder that `python -m lpft_nb data download` fills. It is exported as LPFT_DATA_DIR
 so that pages executed by the tests read it too.
 """
@@ -25,8 +25,10 @@ if not os.environ.get("LPFT_DATA_DIR"):
 def data_dir() -> Path:
     path = Path(os.environ["LPFT_DATA_DIR"]).resolve()
     if not (path / "superglue" / "CB" / "train.jsonl").is_file():
-        pytest.fail(f"test data not found at {path}; run `python -m lpft_nb data download` "
-                    "or set LPFT_DATA_DIR to a data folder")
+        pytest.fail(
+            f"test data not found at {path}; run `python -m lpft_nb data download` "
+            "or set LPFT_DATA_DIR to a data folder"
+        )
     return path
 
 
@@ -38,5 +40,13 @@ def tiny_model(tmp_path_factory) -> str:
 @pytest.fixture()
 def tiny_run(tiny_model, data_dir, tmp_path):
     """Settings of a seconds-long run on real CB data with the tiny model and a private cache."""
-    return {"dataset": "cb", "model": tiny_model, "epochs": 2, "max_train": 30, "max_eval": 12,
-            "data_dir": str(data_dir), "cache_dir": str(tmp_path / "cache"), "eval_batch_size": 16}
+    return {
+        "dataset": "cb",
+        "model": tiny_model,
+        "epochs": 2,
+        "max_train": 30,
+        "max_eval": 12,
+        "data_dir": str(data_dir),
+        "cache_dir": str(tmp_path / "cache"),
+        "eval_batch_size": 16,
+    }

@@ -42,9 +42,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @contextmanager
 def serve(directory: Path, corrupt=(), drop_once=()):
     """An HTTP server on 127.0.0.1 (free port) serving `directory`; yields its base URL."""
-    handler = type("Handler", (_Handler,), {"corrupt": set(corrupt), "drop_once": set(drop_once), "requests": []})
+    handler = type(
+        "Handler", (_Handler,), {"corrupt": set(corrupt), "drop_once": set(drop_once), "requests": []}
+    )
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=str(directory), **k))
+        ("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=str(directory), **k)
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -52,7 +55,6 @@ def serve(directory: Path, corrupt=(), drop_once=()):
     finally:
         server.shutdown()
         server.server_close()
-
 
 
 def files_under(folder: Path) -> list[str]:

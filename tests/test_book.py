@@ -22,7 +22,8 @@ def test_every_page_has_one_typed_parameters_cell_equal_to_the_default_profile()
         defaults = page_parameters(BOOK_DIR / f"{page}.md")
         assert defaults, page
         assert check_profile(page, "default") == {k: defaults[k] for k in check_profile(page, "default")}, (
-            f"{page}: the parameters cell must equal params/default/{page}.yaml")
+            f"{page}: the parameters cell must equal params/default/{page}.yaml"
+        )
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -54,14 +55,17 @@ def _params_copy(tmp_path, page, **changes):
     return params
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"seedz": [1]}, r"dynamics.yaml: unknown key 'seedz'; page 'dynamics' has parameters: "),
-    ({"epochs": "three"}, r"key 'epochs' has type str, but the page's default \d+ is int"),
-    ({"seeds": 1}, r"key 'seeds' has type int, but the page's default \[1, 2\] is list"),
-    ({"methods": ["ft", "sgd"]}, r"key 'methods'.*method='sgd' is unknown"),
-    ({"datasets": ["mnli"]}, r"dataset='mnli' is not a training dataset"),
-    ({"epochs": 0}, r"key 'epochs'.*epochs=0 must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"seedz": [1]}, r"dynamics.yaml: unknown key 'seedz'; page 'dynamics' has parameters: "),
+        ({"epochs": "three"}, r"key 'epochs' has type str, but the page's default \d+ is int"),
+        ({"seeds": 1}, r"key 'seeds' has type int, but the page's default \[1, 2\] is list"),
+        ({"methods": ["ft", "sgd"]}, r"key 'methods'.*method='sgd' is unknown"),
+        ({"datasets": ["mnli"]}, r"dataset='mnli' is not a training dataset"),
+        ({"epochs": 0}, r"key 'epochs'.*epochs=0 must be >= 1"),
+    ],
+)
 def test_parameter_check_rejects_bad_files_with_one_line(tmp_path, changes, message):
     params = _params_copy(tmp_path, "dynamics", **changes)
     with pytest.raises(ParamError, match=message) as err:
@@ -69,16 +73,23 @@ def test_parameter_check_rejects_bad_files_with_one_line(tmp_path, changes, mess
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("page, changes, message", [
-    ("ntk", {"n": 1}, r"key 'n': 1 is below the smallest allowed value 2"),
-    ("ntk", {"kernel_settings": ["ft", "sgd"]}, r"key 'kernel_settings'.*not allowed"),
-    ("lora", {"ranks": [0, 8]}, r"ranks must be a non-empty list of positive integers"),
-    ("norms", {"head_scales": [0.0, 1.0]}, r"head_scale=0.0 must be > 0"),
-    ("norms", {"scaling_dataset": "mnli"}, r"key 'scaling_dataset'.*dataset='mnli'"),
-    ("norms", {"scaling_seeds": [1, -2]}, r"key 'scaling_seeds'.*seed=-2 must be >= 0"),
-    ("norms", {"tsne_seed": -1}, r"key 'tsne_seed': -1 is below the smallest allowed value 0"),
-    ("lora", {"rank_dataset": "amazon"}, r"key 'rank_dataset': 'amazon' is not in datasets \['cb', 'rte'\]"),
-])
+@pytest.mark.parametrize(
+    "page, changes, message",
+    [
+        ("ntk", {"n": 1}, r"key 'n': 1 is below the smallest allowed value 2"),
+        ("ntk", {"kernel_settings": ["ft", "sgd"]}, r"key 'kernel_settings'.*not allowed"),
+        ("lora", {"ranks": [0, 8]}, r"ranks must be a non-empty list of positive integers"),
+        ("norms", {"head_scales": [0.0, 1.0]}, r"head_scale=0.0 must be > 0"),
+        ("norms", {"scaling_dataset": "mnli"}, r"key 'scaling_dataset'.*dataset='mnli'"),
+        ("norms", {"scaling_seeds": [1, -2]}, r"key 'scaling_seeds'.*seed=-2 must be >= 0"),
+        ("norms", {"tsne_seed": -1}, r"key 'tsne_seed': -1 is below the smallest allowed value 0"),
+        (
+            "lora",
+            {"rank_dataset": "amazon"},
+            r"key 'rank_dataset': 'amazon' is not in datasets \['cb', 'rte'\]",
+        ),
+    ],
+)
 def test_page_specific_parameters_are_checked_before_running(tmp_path, page, changes, message):
     params = _params_copy(tmp_path, page, **changes)
     with pytest.raises(ParamError, match=message):
@@ -100,7 +111,9 @@ def build_dirs(tmp_path_factory):
     return tmp_path_factory.mktemp("page-cache"), tmp_path_factory.mktemp("executed")
 
 
-@pytest.mark.parametrize("page", [p for p in notebook_pages() if p not in GATHERING_PAGES] + list(GATHERING_PAGES))
+@pytest.mark.parametrize(
+    "page", [p for p in notebook_pages() if p not in GATHERING_PAGES] + list(GATHERING_PAGES)
+)
 def test_every_page_executes_with_the_smoke_profile(page, monkeypatch, build_dirs):
     cache, executed = build_dirs
     monkeypatch.setenv("LPFT_CACHE_DIR", str(cache))
@@ -127,7 +140,9 @@ def test_fork_copies_the_page_and_its_parameters_and_lists_it(tmp_path):
     fork_page("dynamics", "my_study", book_dir=book, params_dir=params)
     assert (book / "my_study.md").read_text().count("# Exploration `my_study`") == 1
     for profile in PROFILES:
-        assert (params / profile / "my_study.yaml").read_text() == (params / profile / "dynamics.yaml").read_text()
+        assert (params / profile / "my_study.yaml").read_text() == (
+            params / profile / "dynamics.yaml"
+        ).read_text()
     assert toc_files(book / "_toc.yml")[-1] == "my_study"
     assert check_profile("my_study", "smoke", book_dir=book, params_dir=params)
     with pytest.raises(ParamError, match="exists already"):

@@ -55,6 +55,7 @@ def test_book_without_a_folder_fetches_and_builds_the_data(data_dir, tmp_path, m
         folder = ensure_book_data(progress=False)
     assert folder == tmp_path / "cache" / "lpft-book" / "data"
     assert [r.path for r in check_folder(folder)[0] if r.problem] == []
-    monkeypatch.setattr(dl, "network_reachable", lambda url: pytest.fail("a verified folder needs no network"))
+    monkeypatch.setattr(
+        dl, "network_reachable", lambda url: pytest.fail("a verified folder needs no network")
+    )
     assert ensure_book_data(progress=False) == folder
-

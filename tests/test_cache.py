@@ -65,8 +65,16 @@ def edit(monkeypatch):
 
 def test_every_memo_recomputes_after_an_edit_of_its_code_and_only_then(tiny_run, edit):
     cfg = RunConfig.from_dict({**tiny_run, "method": "lp_ft", "epochs": 1})
-    spec = KernelSpec(dataset="cb", setting="lp_ft", n=4, model=tiny_run["model"], max_train=30, max_length=64,
-                      data_dir=tiny_run["data_dir"], cache_dir=tiny_run["cache_dir"])
+    spec = KernelSpec(
+        dataset="cb",
+        setting="lp_ft",
+        n=4,
+        model=tiny_run["model"],
+        max_train=30,
+        max_length=64,
+        data_dir=tiny_run["data_dir"],
+        cache_dir=tiny_run["cache_dir"],
+    )
 
     def memos():
         calibration._RUN_CALIBRATION.clear()
@@ -74,9 +82,12 @@ def test_every_memo_recomputes_after_an_edit_of_its_code_and_only_then(tiny_run,
         calibration.run_calibration(run, n_resamples=20)
         result = get_kernels(spec)
         linearization_check(spec, result)
-        return {"run": run.cache_hit, "kernel": result.cache_hit,
-                "calibration": len(list(run.path.glob("calibration-*.json"))),
-                "linearization": len(list(result.path.parent.glob("*-step*.npz")))}
+        return {
+            "run": run.cache_hit,
+            "kernel": result.cache_hit,
+            "calibration": len(list(run.path.glob("calibration-*.json"))),
+            "linearization": len(list(result.path.parent.glob("*-step*.npz"))),
+        }
 
     assert memos() == {"run": False, "kernel": False, "calibration": 1, "linearization": 1}
     assert memos() == {"run": True, "kernel": True, "calibration": 1, "linearization": 1}

@@ -36,6 +36,7 @@ def test_bins_are_open_below_and_closed_above():
 
 def test_ece_mce_match_torchmetrics_on_random_inputs():
     import torchmetrics.functional.classification as tm
+
     rng = np.random.default_rng(0)
     for num_classes in (2, 3, 5):
         logits = rng.normal(scale=3.0, size=(500, num_classes))
@@ -43,8 +44,12 @@ def test_ece_mce_match_torchmetrics_on_random_inputs():
         probs = softmax(logits)
         ece, mce = ece_mce(probs, labels)
         args = (torch.tensor(probs), torch.tensor(labels), num_classes)
-        assert ece == pytest.approx(float(tm.multiclass_calibration_error(*args, n_bins=15, norm="l1")), abs=1e-6)
-        assert mce == pytest.approx(float(tm.multiclass_calibration_error(*args, n_bins=15, norm="max")), abs=1e-6)
+        assert ece == pytest.approx(
+            float(tm.multiclass_calibration_error(*args, n_bins=15, norm="l1")), abs=1e-6
+        )
+        assert mce == pytest.approx(
+            float(tm.multiclass_calibration_error(*args, n_bins=15, norm="max")), abs=1e-6
+        )
 
 
 def _overconfident(n=400, seed=0, scale=6.0):
@@ -92,7 +97,9 @@ def test_scaling_the_head_by_one_over_t_is_temperature_scaling():
     rng = np.random.default_rng(3)
     phi, V, b = rng.normal(size=(20, 8)), rng.normal(size=(3, 8)), rng.normal(size=3)
     T = 2.7
-    np.testing.assert_allclose(head_scaled_probabilities(phi, V, b, 1 / T), softmax((phi @ V.T + b) / T), atol=1e-12)
+    np.testing.assert_allclose(
+        head_scaled_probabilities(phi, V, b, 1 / T), softmax((phi @ V.T + b) / T), atol=1e-12
+    )
 
 
 def test_the_numpy_adam_recipe_matches_torch_adam():

@@ -20,8 +20,13 @@ def grid(cells: dict, datasets=("cb",), seeds=(1, 2, 3), lp_Cs=("cv",), head_sca
     """A Study whose runs are `FakeRun(metrics(method, seed, lp_C, scale))`, one per grid cell.
 
     `cells[method]` is a function (seed, lp_C, scale) → metrics dict."""
-    study = Study(datasets=list(datasets), methods=list(cells), seeds=list(seeds), lp_Cs=list(lp_Cs),
-                  head_scales=list(head_scales))
+    study = Study(
+        datasets=list(datasets),
+        methods=list(cells),
+        seeds=list(seeds),
+        lp_Cs=list(lp_Cs),
+        head_scales=list(head_scales),
+    )
     for d in datasets:
         for m, make in cells.items():
             for c in lp_Cs:
@@ -38,9 +43,14 @@ def head(init, final, **extra):
 @pytest.fixture(autouse=True)
 def stats_from_metrics(monkeypatch):
     """feature statistics and calibration read from the fake metrics (their own tests are elsewhere)."""
-    monkeypatch.setattr(claim_rules, "feature_stats", lambda run, split="test", before=False: run.metrics["fs"][split])
-    monkeypatch.setattr(claim_rules, "calibration_values",
-                        lambda study, d, m, key, lp_C="cv": study.values(d, m, lambda r: r.metrics["cal"][key], lp_C))
+    monkeypatch.setattr(
+        claim_rules, "feature_stats", lambda run, split="test", before=False: run.metrics["fs"][split]
+    )
+    monkeypatch.setattr(
+        claim_rules,
+        "calibration_values",
+        lambda study, d, m, key, lp_C="cv": study.values(d, m, lambda r: r.metrics["cal"][key], lp_C),
+    )
     monkeypatch.setattr(claim_rules, "run_calibration_ci", lambda run, key: run.metrics["cal"][f"{key}_ci"])
 
 
@@ -53,8 +63,12 @@ def by_statement(claims, text):
 @pytest.mark.parametrize("lp_norm, expected", [(30.0, "holds"), (2.0, "does not hold")])
 def test_m1_lp_head_against_ten_times_the_random_init(lp_norm, expected):
     jitter = {1: -0.01, 2: 0.0, 3: 0.01}
-    study = grid({"lp": lambda seed, c, s: head(1.0, 1.0, lp={"weight_norm": lp_norm + jitter[seed], "C": 0.1}),
-                  "ft": lambda seed, c, s: head(1.0 + jitter[seed], 1.05)})
+    study = grid(
+        {
+            "lp": lambda seed, c, s: head(1.0, 1.0, lp={"weight_norm": lp_norm + jitter[seed], "C": 0.1}),
+            "ft": lambda seed, c, s: head(1.0 + jitter[seed], 1.05),
+        }
+    )
     claim = by_statement(claim_rules.dynamics_claims(study), "after LP ≥ 10 × ‖V‖ at random init")
     assert claim.status == expected and claim.id == "M1"
     if expected != "holds":
@@ -63,8 +77,12 @@ def test_m1_lp_head_against_ten_times_the_random_init(lp_norm, expected):
 
 @pytest.mark.parametrize("final, expected", [(1.2, "holds"), (2.0, "does not hold")])
 def test_m2_ft_head_within_a_factor_of_its_init(final, expected):
-    study = grid({"lp": lambda seed, c, s: head(1.0, 1.0, lp={"weight_norm": 20.0, "C": 1.0}),
-                  "ft": lambda seed, c, s: head(1.0, final)})
+    study = grid(
+        {
+            "lp": lambda seed, c, s: head(1.0, 1.0, lp={"weight_norm": 20.0, "C": 1.0}),
+            "ft": lambda seed, c, s: head(1.0, final),
+        }
+    )
     assert by_statement(claim_rules.dynamics_claims(study), "after FT within").status == expected
 
 
@@ -86,22 +104,37 @@ def test_m6_needs_three_scales_and_a_monotone_fall():
 
 
 def calibration_cell(mce, mce_ts, ece=0.1, ece_ts=0.05, ci_half=0.001):
-    return lambda seed, c, s: head(1.0, 1.0, cal={
-        "mce": mce + 1e-3 * seed, "mce_ts": mce_ts + 1e-3 * seed, "ece": ece, "ece_ts": ece_ts,
-        "mce_ci": (mce - ci_half, mce + ci_half), "ece_ci": (ece - ci_half, ece + ci_half)})
+    return lambda seed, c, s: head(
+        1.0,
+        1.0,
+        cal={
+            "mce": mce + 1e-3 * seed,
+            "mce_ts": mce_ts + 1e-3 * seed,
+            "ece": ece,
+            "ece_ts": ece_ts,
+            "mce_ci": (mce - ci_half, mce + ci_half),
+            "ece_ci": (ece - ci_half, ece + ci_half),
+        },
+    )
 
 
 def test_c1_and_the_c2_comparable_override():
-    study = grid({"ft": calibration_cell(mce=0.2, mce_ts=0.10), "lp_ft": calibration_cell(mce=0.5, mce_ts=0.10)})
+    study = grid(
+        {"ft": calibration_cell(mce=0.2, mce_ts=0.10), "lp_ft": calibration_cell(mce=0.5, mce_ts=0.10)}
+    )
     out = claim_rules.calibration_claims(study)
     assert by_statement(out, "before TS, MCE(LP-FT) > MCE(FT)").status == "holds"
     after = by_statement(out, "after TS, MCE(LP-FT) comparable")
     assert after.status == "holds" and after.why.startswith("comparable: ")  # equal within noise
-    worse = grid({"ft": calibration_cell(mce=0.2, mce_ts=0.10), "lp_ft": calibration_cell(mce=0.5, mce_ts=0.40)})
+    worse = grid(
+        {"ft": calibration_cell(mce=0.2, mce_ts=0.10), "lp_ft": calibration_cell(mce=0.5, mce_ts=0.40)}
+    )
     assert by_statement(claim_rules.calibration_claims(worse), "after TS").status == "does not hold"
 
 
-@pytest.mark.parametrize("lp_ft_acc, expected", [(0.80, "holds"), (0.52, "inconclusive"), (0.30, "does not hold")])
+@pytest.mark.parametrize(
+    "lp_ft_acc, expected", [(0.80, "holds"), (0.52, "inconclusive"), (0.30, "does not hold")]
+)
 def test_accuracy_rule_counts_the_binomial_error(lp_ft_acc, expected):
     def acc(value):
         return lambda seed, c, s: head(1.0, 1.0, test={"accuracy": value, "n": 56})
@@ -116,8 +149,11 @@ def test_accuracy_rule_counts_the_binomial_error(lp_ft_acc, expected):
 
 def test_m3_m4_m5_feature_rules():
     def feats(diff, cs, fdr):
-        return lambda seed, c, s: head(1.0, 1.0, fs={"test": {"Diff": diff + 0.01 * seed, "CS": cs + 1e-3 * seed,
-                                                              "FDR": fdr * (1 + 0.01 * seed)}})
+        return lambda seed, c, s: head(
+            1.0,
+            1.0,
+            fs={"test": {"Diff": diff + 0.01 * seed, "CS": cs + 1e-3 * seed, "FDR": fdr * (1 + 0.01 * seed)}},
+        )
 
     study = grid({"ft": feats(diff=3.0, cs=0.5, fdr=100.0), "lp_ft": feats(diff=1.0, cs=0.9, fdr=10.0)})
     out = claim_rules.norms_claims(study)
@@ -133,10 +169,19 @@ def test_head_norm_table_columns_and_paper_cells():
 
 
 def test_feature_table_marks_unchanged_rows_with_a_dash(monkeypatch):
-    monkeypatch.setattr(tables, "feature_stats", lambda run, split="test", before=False:
-                        {"CS": 0.5, "Diff": 0.0 if before else 2.0, "Diff_norm": 0.1, "FDR": 10.0})
-    study = grid({"lp": lambda seed, c, s: head(1.0, 30.0), "ft": lambda seed, c, s: head(1.0, 1.1)},
-                 datasets=("rte",))
+    monkeypatch.setattr(
+        tables,
+        "feature_stats",
+        lambda run, split="test", before=False: {
+            "CS": 0.5,
+            "Diff": 0.0 if before else 2.0,
+            "Diff_norm": 0.1,
+            "FDR": 10.0,
+        },
+    )
+    study = grid(
+        {"lp": lambda seed, c, s: head(1.0, 30.0), "ft": lambda seed, c, s: head(1.0, 1.1)}, datasets=("rte",)
+    )
     table = tables.feature_table(study, "rte")
     assert table.loc["Pre-trained", "Diff(F) ours"] == "–" and table.loc["LP", "Diff(F) ours"] == "–"
     assert table.loc["FT", "Diff(F) ours"] == "2 ± 0 (n=3)"

@@ -32,13 +32,29 @@ def test_a_claim_rejects_an_unknown_status():
 
 
 def _notebook(path, records):
-    nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "display_data",
-                                                       "data": {CLAIMS_MIME: records, "text/plain": "x"}}]}]}
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "outputs": [
+                    {"output_type": "display_data", "data": {CLAIMS_MIME: records, "text/plain": "x"}}
+                ],
+            }
+        ]
+    }
     path.write_text(json.dumps(nb))
 
 
 def test_gather_table_collects_records_and_marks_unchecked_ids(tmp_path):
-    rec = {"id": "M1", "page": "dynamics", "statement": "s", "paper": "p", "ours": "o", "status": "holds", "why": "w"}
+    rec = {
+        "id": "M1",
+        "page": "dynamics",
+        "statement": "s",
+        "paper": "p",
+        "ours": "o",
+        "status": "holds",
+        "why": "w",
+    }
     _notebook(tmp_path / "dynamics.ipynb", [rec, {**rec, "id": "K2", "status": "inconclusive"}])
     assert claims_from_notebook(tmp_path / "dynamics.ipynb")[1]["id"] == "K2"
     checklist = {"M1": "a", "K2": "b", "A3": "c"}

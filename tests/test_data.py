@@ -30,7 +30,11 @@ def test_rte_and_amazon_sizes(data_dir):
     assert (len(rte.train), len(rte.val), len(rte.test)) == (2241, 249, 277)
     amazon = load_task("amazon", data_dir)
     assert set(amazon.ood) == {"dynasent", "semeval", "sst5"}
-    assert len(amazon.ood["dynasent"]) == 4320 and amazon.ood["dynasent"].class_counts(3) == [1440, 1440, 1440]
+    assert len(amazon.ood["dynasent"]) == 4320 and amazon.ood["dynasent"].class_counts(3) == [
+        1440,
+        1440,
+        1440,
+    ]
     assert len(amazon.ood["semeval"]) == 20622 and len(amazon.ood["sst5"]) == 1067
     # 12,232 rows with 2 empty texts dropped (as the authors' loader does) → 12,230, split 9:1
     assert len(amazon.train) + len(amazon.val) == 12230 and len(amazon.val) == 1223

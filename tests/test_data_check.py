@@ -33,7 +33,10 @@ def test_check_reports_a_removed_file_and_a_corrupted_line(data_dir, tmp_path, c
     out = capsys.readouterr().out
     problems = [line for line in out.splitlines() if line.startswith("problem:")]
     assert len(problems) == 2, out
-    assert "superglue/CB/train.jsonl: malformed:" in problems[0] and "train.jsonl:7: not valid JSON" in problems[0]
+    assert (
+        "superglue/CB/train.jsonl: malformed:" in problems[0]
+        and "train.jsonl:7: not valid JSON" in problems[0]
+    )
     assert "fix: python -m lpft_nb data download --to" in problems[0]
     assert "superglue/RTE/val.jsonl: missing" in problems[1]
     assert "no sources/ folder: the book does not need it" in out
@@ -53,11 +56,8 @@ def test_check_reports_wrong_class_counts_with_the_build_command(data_dir, tmp_p
     assert "sst5/test.tsv: class counts differ" in format_report(folder, rows, notes)
 
 
-
-
 def test_data_command_errors_are_one_line(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path / "absent")]) == 2
     assert main(["data", "download", "--to", str(tmp_path), "--retries", "-1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "not found" in err[0] and "--retries must be ≥ 0" in err[1]
-

@@ -75,10 +75,20 @@ def _official_like_site(data_dir: Path, site: Path, bad_member: bool = False) ->
 
 
 def _local_remotes(url: str) -> tuple[Remote, ...]:
-    return (Remote("CB", f"{url}/CB.zip", "zip",
-                   tuple((f"CB/{s}.jsonl", f"superglue/CB/{s}.jsonl") for s in ("train", "val", "test"))),
-            Remote("beauty", f"{url}/All_Beauty_5.json.gz", "gzip",
-                   (("", "sources/amazon_reviews_2018_5core/All_Beauty_5.json"),)))
+    return (
+        Remote(
+            "CB",
+            f"{url}/CB.zip",
+            "zip",
+            tuple((f"CB/{s}.jsonl", f"superglue/CB/{s}.jsonl") for s in ("train", "val", "test")),
+        ),
+        Remote(
+            "beauty",
+            f"{url}/All_Beauty_5.json.gz",
+            "gzip",
+            (("", "sources/amazon_reviews_2018_5core/All_Beauty_5.json"),),
+        ),
+    )
 
 
 def test_official_mode_takes_pinned_files_out_of_archives(data_dir, tmp_path, monkeypatch):
@@ -87,7 +97,9 @@ def test_official_mode_takes_pinned_files_out_of_archives(data_dir, tmp_path, mo
     with serve(tmp_path / "site") as (url, _):
         remotes = _local_remotes(url)
         monkeypatch.setattr(dl, "REMOTES", remotes)
-        monkeypatch.setattr(dl, "remote_of", lambda p: next(r for r in remotes if any(t == p for _, t in r.members)))
+        monkeypatch.setattr(
+            dl, "remote_of", lambda p: next(r for r in remotes if any(t == p for _, t in r.members))
+        )
         download(tmp_path / "data", progress=False, files=[*CB_FILES, beauty])
     for f in (*CB_FILES, beauty):
         assert sha256_of(tmp_path / "data" / f.path) == f.sha256
@@ -99,9 +111,12 @@ def test_official_mode_rejects_an_archive_member_that_differs_from_its_pin(data_
     with serve(tmp_path / "site") as (url, _):
         remotes = _local_remotes(url)
         monkeypatch.setattr(dl, "REMOTES", remotes)
-        monkeypatch.setattr(dl, "remote_of", lambda p: next(r for r in remotes if any(t == p for _, t in r.members)))
-        with pytest.raises(DownloadError, match=r"superglue/CB/val.jsonl: taken from .*CB.zip.*differs from the pinned"):
+        monkeypatch.setattr(
+            dl, "remote_of", lambda p: next(r for r in remotes if any(t == p for _, t in r.members))
+        )
+        with pytest.raises(
+            DownloadError, match=r"superglue/CB/val.jsonl: taken from .*CB.zip.*differs from the pinned"
+        ):
             download(tmp_path / "data", progress=False, files=CB_FILES)
     assert not (tmp_path / "data/superglue/CB/val.jsonl").exists()
     assert not [p for p in files_under(tmp_path / "data") if p.endswith(".part") or "CB.zip" in p]
-

@@ -8,8 +8,15 @@ import lpft_nb
 
 PACKAGE = Path(lpft_nb.__file__).parent
 # lowest first; top-level modules not listed here are the package's entry points (cli, bench, __init__)
-LAYERS = [{"config", "paper", "atomic", "resources"}, {"data"}, {"model"}, {"runs"}, {"analysis"},
-          {"report"}, {"book"}]
+LAYERS = [
+    {"config", "paper", "atomic", "resources"},
+    {"data"},
+    {"model"},
+    {"runs"},
+    {"analysis"},
+    {"report"},
+    {"book"},
+]
 TOP = len(LAYERS)
 
 
@@ -34,7 +41,11 @@ def imports_of(text: str, rel: Path) -> list[tuple[str, int]]:
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lpft_nb."):
             out.append((node.module.removeprefix("lpft_nb."), node.lineno))
         elif isinstance(node, ast.Import):
-            out += [(a.name.removeprefix("lpft_nb."), node.lineno) for a in node.names if a.name.startswith("lpft_nb.")]
+            out += [
+                (a.name.removeprefix("lpft_nb."), node.lineno)
+                for a in node.names
+                if a.name.startswith("lpft_nb.")
+            ]
     return out
 
 

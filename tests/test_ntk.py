@@ -31,9 +31,12 @@ def _reference(model, tiny_data, n_train=5, n_eval=3, lora_only=False):
     from lpft_nb.analysis.ntk import Encoded
 
     train, test = tiny_data
-    merged = Encoded([*train.input_ids[:n_train], *test.input_ids[:n_eval]],
-                     [*train.token_type_ids[:n_train], *test.token_type_ids[:n_eval]],
-                     np.concatenate([train.labels[:n_train], test.labels[:n_eval]]), train.pad_id)
+    merged = Encoded(
+        [*train.input_ids[:n_train], *test.input_ids[:n_eval]],
+        [*train.token_type_ids[:n_train], *test.token_type_ids[:n_eval]],
+        np.concatenate([train.labels[:n_train], test.labels[:n_eval]]),
+        train.pad_id,
+    )
     return full_ntk_reference(model, merged, range(n_train + n_eval), lora_only=lora_only)
 
 

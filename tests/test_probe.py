@@ -49,8 +49,9 @@ def test_fit_linear_probe_cv_and_fixed_C():
 def test_binary_probe_C_is_on_the_multinomial_scale():
     X, y = _blobs(2)
     probe = fit_linear_probe(X, y, 2, C=0.5, binary_head="exact")
-    est = LogisticRegression(C=1.0, max_iter=5000, tol=1e-4).fit(X[np.random.default_rng(0).permutation(90)],
-                                                                   y[np.random.default_rng(0).permutation(90)])
+    est = LogisticRegression(C=1.0, max_iter=5000, tol=1e-4).fit(
+        X[np.random.default_rng(0).permutation(90)], y[np.random.default_rng(0).permutation(90)]
+    )
     V, _ = head_from_sklearn(est.coef_, est.intercept_, 2, "exact")
     np.testing.assert_allclose(probe.weight, V, rtol=1e-4, atol=1e-6)
 
@@ -95,4 +96,3 @@ def test_class_cosines_by_hand():
     own, other = class_cosines(V, X, np.array([0, 0, 1]))
     np.testing.assert_allclose(own, [(1 + 2**-0.5) / 2, -1.0])
     np.testing.assert_allclose(other, [0.0, (0 + 2**-0.5) / 2])
-

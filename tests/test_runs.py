@@ -106,7 +106,9 @@ def test_same_seed_gives_identical_results_in_fresh_caches(tiny_run, tmp_path):
 def test_head_scale_multiplies_the_starting_head(tiny_run):
     base = get_run(RunConfig.from_dict({**tiny_run, "method": "lp"}), progress=False)
     scaled = get_run(RunConfig.from_dict({**tiny_run, "method": "lp", "head_scale": 10.0}), progress=False)
-    np.testing.assert_allclose(scaled.arrays["head_weight_init"], 10 * base.arrays["head_weight_init"], rtol=1e-6)
+    np.testing.assert_allclose(
+        scaled.arrays["head_weight_init"], 10 * base.arrays["head_weight_init"], rtol=1e-6
+    )
     assert scaled.metrics["head_norm_init"] == pytest.approx(10 * base.metrics["head_norm_init"], rel=1e-5)
 
 

@@ -1,7 +1,7 @@
 """Calibration: ECE / MCE as the authors compute them, temperature scaling, vector scaling, bootstrap intervals.
 
 ECE and MCE use 15 equal-width confidence bins with membership conf ∈ (lower, upper] (the authors'
-``calibration_error``; reference-impl.md §4); confidence is the largest softmax probability.
+``calibration_error`` in their public code, tom4649/lp-ft_ntk); confidence is the largest softmax probability.
 """
 
 from __future__ import annotations
@@ -70,8 +70,9 @@ def _nll_and_grad_t(z: np.ndarray, onehot: np.ndarray, t: float) -> tuple[float,
     return value, grad
 
 
-def fit_temperature_adam(logits: np.ndarray, labels: np.ndarray, lr: float = 1e-3, max_steps: int = 100_000,
-                         patience: int = 10) -> TemperatureFit:
+def fit_temperature_adam(
+    logits: np.ndarray, labels: np.ndarray, lr: float = 1e-3, max_steps: int = 100_000, patience: int = 10
+) -> TemperatureFit:
     """The paper's recipe: a scalar T from 1.0, Adam (lr 1e-3, betas 0.9/0.999, eps 1e-8) on the validation
     NLL, early stop after `patience` steps without improvement; T is clamped at 1e-3 to stay positive.
 
@@ -147,8 +148,14 @@ def fit_vector_scaling(logits: np.ndarray, labels: np.ndarray, l2: float = 1e-3)
     return VectorScaling(w.detach().numpy(), c.detach().numpy())
 
 
-def bootstrap_interval(probs: np.ndarray, labels: np.ndarray, n_resamples: int = 1000, level: float = 0.9,
-                       seed: int = 0, n_bins: int = N_BINS) -> dict[str, tuple[float, float]]:
+def bootstrap_interval(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    n_resamples: int = 1000,
+    level: float = 0.9,
+    seed: int = 0,
+    n_bins: int = N_BINS,
+) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals of ECE and MCE over test examples (resampled with replacement).
 
     Vectorised over resamples; each resample's ECE/MCE is exactly `ece_mce` of that resample (tested).
@@ -170,8 +177,22 @@ def bootstrap_interval(probs: np.ndarray, labels: np.ndarray, n_resamples: int =
 
 
 _RUN_CALIBRATION: dict[str, dict] = {}
-CALIBRATION_FIELDS = ("T", "T_lbfgs", "accuracy", "accuracy_ts", "accuracy_vs", "confidence", "ece", "mce",
-                      "ece_ci", "mce_ci", "ece_ts", "mce_ts", "ece_vs", "mce_vs")
+CALIBRATION_FIELDS = (
+    "T",
+    "T_lbfgs",
+    "accuracy",
+    "accuracy_ts",
+    "accuracy_vs",
+    "confidence",
+    "ece",
+    "mce",
+    "ece_ci",
+    "mce_ci",
+    "ece_ts",
+    "mce_ts",
+    "ece_vs",
+    "mce_vs",
+)
 
 
 def run_calibration(run, split: str = "test", n_resamples: int = 500) -> dict:
@@ -185,8 +206,9 @@ def run_calibration(run, split: str = "test", n_resamples: int = 500) -> dict:
     if key not in _RUN_CALIBRATION:
         stored = Path(run.path) / f"calibration-{split}-{n_resamples}-{code_key(sys.modules[__name__])}.json"
         compute = lambda: _calibration(run.arrays, split, n_resamples)  # noqa: E731
-        _RUN_CALIBRATION[key] = (memoize(stored, compute, required=CALIBRATION_FIELDS)[0]
-                                 if Path(run.path).is_dir() else compute())
+        _RUN_CALIBRATION[key] = (
+            memoize(stored, compute, required=CALIBRATION_FIELDS)[0] if Path(run.path).is_dir() else compute()
+        )
     return _RUN_CALIBRATION[key]
 
 
@@ -194,20 +216,32 @@ def _calibration(a: dict, split: str, n_resamples: int) -> dict:
     val_z, val_y, z, y = a["logits_val"], a["labels_val"], a[f"logits_{split}"], a[f"labels_{split}"]
     ts = fit_temperature_adam(val_z, val_y)
     vs = fit_vector_scaling(val_z, val_y)
-    out = {"T": ts.temperature, "T_lbfgs": fit_temperature_lbfgs(val_z, val_y).temperature,
-           "accuracy": float(np.mean(z.argmax(1) == y)), "accuracy_ts": float(np.mean((z / ts.temperature).argmax(1) == y)),
-           "accuracy_vs": float(np.mean(vs(z).argmax(1) == y)), "confidence": float(softmax(z).max(1).mean())}
+    out = {
+        "T": ts.temperature,
+        "T_lbfgs": fit_temperature_lbfgs(val_z, val_y).temperature,
+        "accuracy": float(np.mean(z.argmax(1) == y)),
+        "accuracy_ts": float(np.mean((z / ts.temperature).argmax(1) == y)),
+        "accuracy_vs": float(np.mean(vs(z).argmax(1) == y)),
+        "confidence": float(softmax(z).max(1).mean()),
+    }
     for tag, logits in (("", z), ("_ts", z / ts.temperature), ("_vs", vs(z))):
         probs = softmax(logits)
         out[f"ece{tag}"], out[f"mce{tag}"] = ece_mce(probs, y)
         ci = bootstrap_interval(probs, y, n_resamples=n_resamples)
-        out[f"ece{tag}_ci"], out[f"mce{tag}_ci"] = [float(v) for v in ci["ece"]], [float(v) for v in ci["mce"]]
+        out[f"ece{tag}_ci"], out[f"mce{tag}_ci"] = (
+            [float(v) for v in ci["ece"]],
+            [float(v) for v in ci["mce"]],
+        )
     return {k: float(v) if isinstance(v, (float, np.floating)) else v for k, v in out.items()}
 
 
-def head_scaled_probabilities(features: np.ndarray, weight: np.ndarray, bias: np.ndarray, scale: float) -> np.ndarray:
+def head_scaled_probabilities(
+    features: np.ndarray, weight: np.ndarray, bias: np.ndarray, scale: float
+) -> np.ndarray:
     """softmax(φ (sV)ᵀ + s b): the network's probabilities with its head multiplied by s."""
-    return softmax(np.asarray(features, np.float64) @ (scale * np.asarray(weight, np.float64)).T + scale * bias)
+    return softmax(
+        np.asarray(features, np.float64) @ (scale * np.asarray(weight, np.float64)).T + scale * bias
+    )
 
 
 def head_multiplier_curve(features, weight, bias, labels, multipliers) -> dict[str, list]:
@@ -226,10 +260,15 @@ def temperature_as_head_scaling(run) -> dict:
     its head multiplied by 1/T (recomputed from the stored features). Returns T, the largest absolute
     probability difference (float32 features) and whether the argmax is unchanged by the rescaling."""
     a, T = run.arrays, run_calibration(run)["T"]
-    by_head = head_scaled_probabilities(a["features_after_test"], a["head_weight_final"], a["head_bias_final"], 1 / T)
+    by_head = head_scaled_probabilities(
+        a["features_after_test"], a["head_weight_final"], a["head_bias_final"], 1 / T
+    )
     by_temperature = softmax(a["logits_test"] / T)
-    return {"T": T, "max_difference": float(np.abs(by_head - by_temperature).max()),
-            "argmax_unchanged": bool(np.array_equal(by_head.argmax(1), a["logits_test"].argmax(1)))}
+    return {
+        "T": T,
+        "max_difference": float(np.abs(by_head - by_temperature).max()),
+        "argmax_unchanged": bool(np.array_equal(by_head.argmax(1), a["logits_test"].argmax(1))),
+    }
 
 
 def run_calibration_ci(run, metric: str) -> tuple[float, float]:

@@ -8,7 +8,7 @@ import numpy as np
 def mean_pairwise_cosine(features: np.ndarray) -> float:
     """CS(F): mean cosine similarity over pairs of *different* examples (off-diagonal of Φ̂Φ̂ᵀ).
 
-    A reconstruction (the paper gives no formula; reference-impl.md §3). Needs n ≥ 2.
+    A reconstruction: the paper (Table 1) gives no formula and its public code computes none. Needs n ≥ 2.
     """
     features = np.asarray(features, dtype=np.float64)
     n = len(features)
@@ -23,7 +23,7 @@ def mean_pairwise_cosine(features: np.ndarray) -> float:
 def feature_change(after: np.ndarray, before: np.ndarray) -> float:
     """Diff(F): mean over examples of ‖φ_after(x) − φ_before(x)‖₂ (same inputs, same order).
 
-    The paper's most likely reading (reference-impl.md §3); `norm_change` is the secondary one.
+    The most likely reading of Table 1's Diff(F) (the paper gives no formula); `norm_change` is the other one.
     """
     after, before = np.asarray(after, np.float64), np.asarray(before, np.float64)
     if after.shape != before.shape:
@@ -70,11 +70,12 @@ def joint_tsne(blocks: list[np.ndarray], seed: int = 0, perplexity: float = 15.0
 
     stacked = np.concatenate([np.asarray(b, np.float64) for b in blocks])
     perplexity = min(perplexity, (len(stacked) - 1) / 3)
-    emb = TSNE(n_components=2, metric="cosine", init="random", perplexity=perplexity,
-               random_state=seed).fit_transform(stacked)
+    emb = TSNE(
+        n_components=2, metric="cosine", init="random", perplexity=perplexity, random_state=seed
+    ).fit_transform(stacked)
     out, start = [], 0
     for b in blocks:
-        out.append(emb[start:start + len(b)])
+        out.append(emb[start : start + len(b)])
         start += len(b)
     return out
 
@@ -91,5 +92,9 @@ def feature_stats(run, split: str = "test", before: bool = False) -> dict[str, f
     a = run.arrays
     pre, labels = a[f"features_before_{split}"], a[f"labels_{split}"]
     post = pre if before else a[f"features_after_{split}"]
-    return {"CS": mean_pairwise_cosine(post), "Diff": feature_change(post, pre), "Diff_norm": norm_change(post, pre),
-            "FDR": fisher_ratio(post, labels)}
+    return {
+        "CS": mean_pairwise_cosine(post),
+        "Diff": feature_change(post, pre),
+        "Diff_norm": norm_change(post, pre),
+        "FDR": fisher_ratio(post, labels),
+    }

@@ -61,7 +61,9 @@ class KernelSpec:
     lora_r: int = 8
     lora_alpha: float = NTK_LORA_ALPHA
     embeddings: str = "exact"
-    params: str = "all"  # "all", or "query_value": F over the attention query/value weights only (FT settings)
+    params: str = (
+        "all"  # "all", or "query_value": F over the attention query/value weights only (FT settings)
+    )
     data_dir: str | None = None
     cache_dir: str | None = None
 
@@ -69,7 +71,9 @@ class KernelSpec:
         if self.setting not in SETTINGS:
             raise ValueError(f"setting={self.setting!r} is unknown; valid: {', '.join(SETTINGS)}")
         if self.embeddings not in EMBEDDING_MODES:
-            raise ValueError(f"embeddings={self.embeddings!r} is unknown; valid: {', '.join(EMBEDDING_MODES)}")
+            raise ValueError(
+                f"embeddings={self.embeddings!r} is unknown; valid: {', '.join(EMBEDDING_MODES)}"
+            )
         if self.n < 2:
             raise ValueError(f"n={self.n} must be >= 2")
         if self.seed < 0:
@@ -89,25 +93,48 @@ class KernelSpec:
 def kernel_code_key() -> str:
     """`code_key` of everything a kernel depends on: the run modules, `analysis.ntk`, and the functions here
     that build the model and the subsets (statistics and plots can change without recomputing kernels)."""
-    return code_key(*(importlib.import_module(name) for name in RUN_MODULES), ntk,
-                    KernelSpec, _subsets, build_setting_model, _setting_inputs, get_kernels, _compute)
+    return code_key(
+        *(importlib.import_module(name) for name in RUN_MODULES),
+        ntk,
+        KernelSpec,
+        _subsets,
+        build_setting_model,
+        _setting_inputs,
+        get_kernels,
+        _compute,
+    )
 
 
 def _subsets(n_train: int, n_eval: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Fixed per (dataset, seed): sorted indices of ≤ n training and ≤ n evaluation examples."""
     rng = np.random.default_rng(10_000 + seed)
-    return (np.sort(rng.choice(n_train, min(n, n_train), replace=False)),
-            np.sort(rng.choice(n_eval, min(n, n_eval), replace=False)))
+    return (
+        np.sort(rng.choice(n_train, min(n, n_train), replace=False)),
+        np.sort(rng.choice(n_eval, min(n, n_eval), replace=False)),
+    )
 
 
 def build_setting_model(spec: KernelSpec, task, tokenizer):
     """The model at the start of the FT stage: random head (ft, lora) or LP head (lp_ft, lp_lora)."""
-    model = build_classifier(spec.model, task.num_classes, spec.seed, lora="lora" in spec.setting,
-                             lora_r=spec.lora_r, lora_alpha=spec.lora_alpha, cache_dir=spec.cache_dir)
+    model = build_classifier(
+        spec.model,
+        task.num_classes,
+        spec.seed,
+        lora="lora" in spec.setting,
+        lora_r=spec.lora_r,
+        lora_alpha=spec.lora_alpha,
+        cache_dir=spec.cache_dir,
+    )
     if spec.setting.startswith("lp"):
         feats = predict(model, encode(task.train, tokenizer, spec.max_length), 32)[1]
-        probe = fit_linear_probe(feats, task.train.labels, task.num_classes, C=spec.lp_C,
-                                 binary_head=spec.lp_binary_head, seed=spec.seed)
+        probe = fit_linear_probe(
+            feats,
+            task.train.labels,
+            task.num_classes,
+            C=spec.lp_C,
+            binary_head=spec.lp_binary_head,
+            seed=spec.seed,
+        )
         with torch.no_grad():
             model.head.weight.copy_(torch.from_numpy(probe.weight).float())
             model.head.bias.copy_(torch.from_numpy(probe.bias).float())
@@ -118,7 +145,11 @@ def _setting_inputs(spec: KernelSpec, task):
     """The model at the start of the FT stage and the encoded training and test splits."""
     tokenizer = load_tokenizer(spec.model, spec.cache_dir)
     model = build_setting_model(spec, task, tokenizer)
-    return model, encode(task.train, tokenizer, spec.max_length), encode(task.test, tokenizer, spec.max_length)
+    return (
+        model,
+        encode(task.train, tokenizer, spec.max_length),
+        encode(task.test, tokenizer, spec.max_length),
+    )
 
 
 @dataclass
@@ -153,8 +184,12 @@ class KernelResult:
         K, K_et = self.blocks(which)
         n, y = self.parts.n_train, self.parts.labels
         acc = kernel_regression(K, K_et, y[:n], y[n:], self.C)
-        return {"rank_fp32": numerical_rank(K, np.float32), "rank_fp64": numerical_rank(K, np.float64),
-                "fn": float(np.linalg.norm(K)), **acc}
+        return {
+            "rank_fp32": numerical_rank(K, np.float32),
+            "rank_fp64": numerical_rank(K, np.float64),
+            "fn": float(np.linalg.norm(K)),
+            **acc,
+        }
 
     def ft_ratio(self) -> float:
         n = self.parts.n_train
@@ -169,8 +204,9 @@ class KernelResult:
         return hidden * (n_train * (2 + 2 * layers) + n_eval * (2 + 3 * layers))
 
 
-def get_kernels(spec: KernelSpec, progress: bool = False, refresh: bool = False, memory_gib: float = 5.0
-                ) -> KernelResult:
+def get_kernels(
+    spec: KernelSpec, progress: bool = False, refresh: bool = False, memory_gib: float = 5.0
+) -> KernelResult:
     """Compute (or load) the kernels for `spec` on its training subset and test subset.
 
     `memory_gib` bounds the Jacobian block held at once (fewer parameter groups → fewer passes); it does
@@ -178,21 +214,47 @@ def get_kernels(spec: KernelSpec, progress: bool = False, refresh: bool = False,
     """
     spec.validate()
     task = load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
-    key_payload = {"spec": spec.identity(), "data": task.fingerprint(), "code": kernel_code_key(),
-                   "model": model_fingerprint(spec.model, spec.cache_dir)}
+    key_payload = {
+        "spec": spec.identity(),
+        "data": task.fingerprint(),
+        "code": kernel_code_key(),
+        "model": model_fingerprint(spec.model, spec.cache_dir),
+    }
     key = hashlib.sha256(json.dumps(key_payload, sort_keys=True).encode()).hexdigest()[:20]
     root = resolve_cache_dir(spec.cache_dir) / "ntk"
     path = root / f"{spec.dataset}-{spec.setting}-{spec.params}-n{spec.n}-s{spec.seed}-{key}.npz"
-    z, hit = memoize(path, lambda: _compute(spec, task, progress, memory_gib), required=KERNEL_FIELDS,
-                     refresh=refresh)
-    parts = KernelParts(z["p_scalar"], z["F"], z["logits0"], z["labels"], int(z["n_train"]),
-                        int(z["backward_passes"]), int(z["parameter_groups"]), int(z["n_parameters"]))
-    return KernelResult(spec, parts, z["train_idx"], z["eval_idx"], float(z["seconds"]),
-                        float(z["peak_rss_gib"]), hit, path)
+    z, hit = memoize(
+        path, lambda: _compute(spec, task, progress, memory_gib), required=KERNEL_FIELDS, refresh=refresh
+    )
+    parts = KernelParts(
+        z["p_scalar"],
+        z["F"],
+        z["logits0"],
+        z["labels"],
+        int(z["n_train"]),
+        int(z["backward_passes"]),
+        int(z["parameter_groups"]),
+        int(z["n_parameters"]),
+    )
+    return KernelResult(
+        spec, parts, z["train_idx"], z["eval_idx"], float(z["seconds"]), float(z["peak_rss_gib"]), hit, path
+    )
 
 
-KERNEL_FIELDS = ("p_scalar", "F", "logits0", "labels", "n_train", "backward_passes", "parameter_groups",
-                 "n_parameters", "train_idx", "eval_idx", "seconds", "peak_rss_gib")
+KERNEL_FIELDS = (
+    "p_scalar",
+    "F",
+    "logits0",
+    "labels",
+    "n_train",
+    "backward_passes",
+    "parameter_groups",
+    "n_parameters",
+    "train_idx",
+    "eval_idx",
+    "seconds",
+    "peak_rss_gib",
+)
 
 
 def _compute(spec: KernelSpec, task, progress: bool, memory_gib: float) -> dict:
@@ -201,18 +263,39 @@ def _compute(spec: KernelSpec, task, progress: bool, memory_gib: float) -> dict:
     model, enc_train, enc_test = _setting_inputs(spec, task)
     train_idx, eval_idx = _subsets(len(enc_train), len(enc_test), spec.n, spec.seed)
     bar = tqdm(desc=f"NTK {spec.dataset}/{spec.setting}", disable=not progress, leave=False)
-    parts = compute_kernels(model, enc_train, train_idx, enc_test, eval_idx, embeddings=spec.embeddings,
-                            memory_gib=memory_gib, seed=spec.seed, progress=bar, subset=spec.params)
+    parts = compute_kernels(
+        model,
+        enc_train,
+        train_idx,
+        enc_test,
+        eval_idx,
+        embeddings=spec.embeddings,
+        memory_gib=memory_gib,
+        seed=spec.seed,
+        progress=bar,
+        subset=spec.params,
+    )
     bar.close()
-    return {"p_scalar": parts.p_scalar, "F": parts.F, "logits0": parts.logits0, "labels": parts.labels,
-            "n_train": parts.n_train, "backward_passes": parts.backward_passes,
-            "parameter_groups": parts.parameter_groups, "n_parameters": parts.n_parameters,
-            "train_idx": train_idx, "eval_idx": eval_idx, "seconds": time.perf_counter() - start,
-            "peak_rss_gib": peak_rss_gib()}
+    return {
+        "p_scalar": parts.p_scalar,
+        "F": parts.F,
+        "logits0": parts.logits0,
+        "labels": parts.labels,
+        "n_train": parts.n_train,
+        "backward_passes": parts.backward_passes,
+        "parameter_groups": parts.parameter_groups,
+        "n_parameters": parts.n_parameters,
+        "train_idx": train_idx,
+        "eval_idx": eval_idx,
+        "seconds": time.perf_counter() - start,
+        "peak_rss_gib": peak_rss_gib(),
+    }
 
 
 def setting_label(spec: KernelSpec) -> str:
-    return METHOD_LABELS[spec.setting] + (f" ({lp_label(spec.lp_C)})" if spec.setting.startswith("lp") else "")
+    return METHOD_LABELS[spec.setting] + (
+        f" ({lp_label(spec.lp_C)})" if spec.setting.startswith("lp") else ""
+    )
 
 
 def kernel_grid(dataset: str, settings, lp_Cs, **spec_kwargs) -> dict:
@@ -222,13 +305,15 @@ def kernel_grid(dataset: str, settings, lp_Cs, **spec_kwargs) -> dict:
     """
     results, lines = {}, []
     for setting in settings:
-        for lp_C in (lp_Cs if setting.startswith("lp") else lp_Cs[:1]):
+        for lp_C in lp_Cs if setting.startswith("lp") else lp_Cs[:1]:
             spec = KernelSpec(dataset=dataset, setting=setting, lp_C=lp_C, **spec_kwargs)
             result = get_kernels(spec)
             results[setting_label(spec)] = result
             source = "from the cache" if result.cache_hit else "computed"
-            lines.append(f"{dataset} {setting_label(spec):<28} {source}: {result.seconds:.0f} s, "
-                         f"{result.parts.backward_passes} backward passes over {result.parts.n_parameters:,} "
-                         f"parameters, peak RSS {result.peak_rss_gib:.1f} GiB")
+            lines.append(
+                f"{dataset} {setting_label(spec):<28} {source}: {result.seconds:.0f} s, "
+                f"{result.parts.backward_passes} backward passes over {result.parts.n_parameters:,} "
+                f"parameters, peak RSS {result.peak_rss_gib:.1f} GiB"
+            )
     print("\n".join(lines))
     return results

@@ -23,14 +23,23 @@ def linearization_check(spec: KernelSpec, result: KernelResult, target_change: f
     """
     code = code_key(_linearization_step)
     cached = result.path.with_name(result.path.stem + f"-step{target_change:g}-{code}.npz")
-    z, _ = memoize(cached, lambda: _linearization_step(spec, result, target_change),
-                   required=("predicted", "measured", "lr", "relative_error"))
-    return {"predicted": z["predicted"], "measured": z["measured"], "lr": float(z["lr"]),
-            "relative_error": float(z["relative_error"])}
+    z, _ = memoize(
+        cached,
+        lambda: _linearization_step(spec, result, target_change),
+        required=("predicted", "measured", "lr", "relative_error"),
+    )
+    return {
+        "predicted": z["predicted"],
+        "measured": z["measured"],
+        "lr": float(z["lr"]),
+        "relative_error": float(z["relative_error"]),
+    }
 
 
 def _linearization_step(spec: KernelSpec, result: KernelResult, target_change: float) -> dict:
-    model, enc_train, enc_test = _setting_inputs(spec, load_task(spec.dataset, spec.data_dir, max_train=spec.max_train))
+    model, enc_train, enc_test = _setting_inputs(
+        spec, load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
+    )
     n = result.parts.n_train
     K = result.parts.P() + result.parts.F
     delta = residuals(result.parts.logits0[:n], result.parts.labels[:n])
@@ -53,8 +62,12 @@ def _linearization_step(spec: KernelSpec, result: KernelResult, target_change: f
         before = torch.cat([model(**enc_test.batch([i])) for i in result.eval_idx]).double().numpy()
         after = torch.cat([stepped(**enc_test.batch([i])) for i in result.eval_idx]).double().numpy()
     measured, predicted = after - before, lr * unit
-    return {"predicted": predicted, "measured": measured, "lr": float(lr),
-            "relative_error": float(np.linalg.norm(measured - predicted) / np.linalg.norm(predicted))}
+    return {
+        "predicted": predicted,
+        "measured": measured,
+        "lr": float(lr),
+        "relative_error": float(np.linalg.norm(measured - predicted) / np.linalg.norm(predicted)),
+    }
 
 
 def linearization_checks(results: dict, lp_C, target_change: float = 0.05) -> dict:

@@ -18,8 +18,12 @@ def lora_init_variance(model: str = DEFAULT_MODEL, r: int = 8, cache_dir: str | 
     m = build_classifier(model, 3, seed=0, lora=True, lora_r=r, lora_alpha=r, cache_dir=cache_dir)
     a = torch.cat([p.detach().reshape(-1) for n, p in m.named_parameters() if "lora_A" in n])
     d_in = m.encoder.config.hidden_size
-    return {"d_in": d_in, "theory": 1.0 / (3 * d_in), "empirical": float(a.var()),
-            "distribution": f"U(−1/√{d_in}, 1/√{d_in}) (kaiming-uniform, a = √5)"}
+    return {
+        "d_in": d_in,
+        "theory": 1.0 / (3 * d_in),
+        "empirical": float(a.var()),
+        "distribution": f"U(−1/√{d_in}, 1/√{d_in}) (kaiming-uniform, a = √5)",
+    }
 
 
 def lora_kernel_scale(lora: KernelResult, ft_query_value: KernelResult, sigma2: float) -> dict:
@@ -31,22 +35,39 @@ def lora_kernel_scale(lora: KernelResult, ft_query_value: KernelResult, sigma2: 
     F_l, F_f = lora.blocks("F")[0], ft_query_value.blocks("F")[0]
     scale = float(np.sum(F_l * F_f) / np.sum(F_f * F_f))
     r, alpha = lora.spec.lora_r, lora.spec.lora_alpha
-    return {"r": r, "alpha": alpha, "fitted": scale, "predicted": sigma2 * r * (alpha / r) ** 2,
-            "relative_residual": float(np.linalg.norm(F_l - scale * F_f) / np.linalg.norm(F_l))}
+    return {
+        "r": r,
+        "alpha": alpha,
+        "fitted": scale,
+        "predicted": sigma2 * r * (alpha / r) ** 2,
+        "relative_residual": float(np.linalg.norm(F_l - scale * F_f) / np.linalg.norm(F_l)),
+    }
 
 
-def rank_sweep(dataset: str, ranks, seeds, settings: dict, kernel_args: dict, ft_query_value: KernelResult,
-               sigma2: float) -> list[dict]:
+def rank_sweep(
+    dataset: str, ranks, seeds, settings: dict, kernel_args: dict, ft_query_value: KernelResult, sigma2: float
+) -> list[dict]:
     """LoRA with r ∈ `ranks` and α = r: per-seed test accuracy (%) and feature change (runs), the fitted
     kernel scale against FT's query/value kernel and its prediction σ² r. One dict per rank."""
     rows = []
     for r in ranks:
-        study = Study(datasets=[dataset], methods=["lora"], seeds=seeds,
-                      settings={**settings, "lora_r": int(r), "lora_alpha": float(r)}).run()
-        result = get_kernels(KernelSpec(dataset=dataset, setting="lora", lora_r=int(r), lora_alpha=float(r),
-                                        **kernel_args))
+        study = Study(
+            datasets=[dataset],
+            methods=["lora"],
+            seeds=seeds,
+            settings={**settings, "lora_r": int(r), "lora_alpha": float(r)},
+        ).run()
+        result = get_kernels(
+            KernelSpec(dataset=dataset, setting="lora", lora_r=int(r), lora_alpha=float(r), **kernel_args)
+        )
         s = lora_kernel_scale(result, ft_query_value, sigma2)
-        rows.append({"r": int(r), "accuracy": 100 * study.values(dataset, "lora", "test.accuracy"),
-                     "diff": study.values(dataset, "lora", lambda run: feature_stats(run)["Diff"]),
-                     "fitted": s["fitted"], "predicted": s["predicted"]})
+        rows.append(
+            {
+                "r": int(r),
+                "accuracy": 100 * study.values(dataset, "lora", "test.accuracy"),
+                "diff": study.values(dataset, "lora", lambda run: feature_stats(run)["Diff"]),
+                "fitted": s["fitted"],
+                "predicted": s["predicted"],
+            }
+        )
     return rows

@@ -89,9 +89,18 @@ def initial_outputs(model: LinearHeadClassifier, enc: Encoded, idx) -> tuple[np.
     return feats.double().numpy(), model.head(feats).double().numpy()
 
 
-def ft_effective_kernel(model: LinearHeadClassifier, enc: Encoded, idx, n_train: int, embeddings: str = "exact",
-                        memory_gib: float = 3.0, sample_rate: float = 0.1, seed: int = 0, progress=None,
-                        subset: str = "all") -> tuple[np.ndarray, int, int, int]:
+def ft_effective_kernel(
+    model: LinearHeadClassifier,
+    enc: Encoded,
+    idx,
+    n_train: int,
+    embeddings: str = "exact",
+    memory_gib: float = 3.0,
+    sample_rate: float = 0.1,
+    seed: int = 0,
+    progress=None,
+    subset: str = "all",
+) -> tuple[np.ndarray, int, int, int]:
     """F over the examples `idx` (the first `n_train` are the training examples): (n, C, n, C) float64.
 
     Only train×train and eval×train blocks are computed (eval×eval is left zero). Returns
@@ -117,7 +126,9 @@ def ft_effective_kernel(model: LinearHeadClassifier, enc: Encoded, idx, n_train:
         params = [rows, *params]
         if embeddings == "sampled":
             g = torch.Generator().manual_seed(seed)
-            emb_mask = (torch.rand(rows.shape, generator=g) < sample_rate).to(rows.dtype) / math.sqrt(sample_rate)
+            emb_mask = (torch.rand(rows.shape, generator=g) < sample_rate).to(rows.dtype) / math.sqrt(
+                sample_rate
+            )
     sizes = [p.numel() for p in params]
     n_rows = n * C
     groups = _groups(sizes, max(1, int(memory_gib * 2**30 / (4 * n_rows))))
@@ -136,7 +147,9 @@ def ft_effective_kernel(model: LinearHeadClassifier, enc: Encoded, idx, n_train:
                 phi = model.features(**batch)
             logits = phi[0] @ head.T  # (C,), head fixed: F excludes the head's own parameters
             for c in range(C):
-                grads = torch.autograd.grad(logits[c], group_params, retain_graph=c < C - 1, allow_unused=True)
+                grads = torch.autograd.grad(
+                    logits[c], group_params, retain_graph=c < C - 1, allow_unused=True
+                )
                 passes += 1
                 parts = []
                 for j, grad in zip(group, grads):
@@ -148,29 +161,58 @@ def ft_effective_kernel(model: LinearHeadClassifier, enc: Encoded, idx, n_train:
             if progress is not None:
                 progress.update(1)
         for start in range(0, width, 1 << 18):  # float64 accumulation in column chunks
-            block = G[:, start:start + (1 << 18)].double()
+            block = G[:, start : start + (1 << 18)].double()
             K[:, : n_train * C] += (block @ block[: n_train * C].T).numpy()
         del G
-    K[: n_train * C, n_train * C:] = K[n_train * C:, : n_train * C].T
+    K[: n_train * C, n_train * C :] = K[n_train * C :, : n_train * C].T
     return K.reshape(n, C, n, C), passes, len(groups), int(sum(sizes))
 
 
-def compute_kernels(model: LinearHeadClassifier, enc_train: Encoded, train_idx, enc_eval: Encoded, eval_idx,
-                    embeddings: str = "exact", memory_gib: float = 3.0, seed: int = 0, progress=None,
-                    subset: str = "all") -> KernelParts:
+def compute_kernels(
+    model: LinearHeadClassifier,
+    enc_train: Encoded,
+    train_idx,
+    enc_eval: Encoded,
+    eval_idx,
+    embeddings: str = "exact",
+    memory_gib: float = 3.0,
+    seed: int = 0,
+    progress=None,
+    subset: str = "all",
+) -> KernelParts:
     """P and F for `train_idx` of `enc_train` followed by `eval_idx` of `enc_eval`."""
-    merged = Encoded(input_ids=[enc_train.input_ids[i] for i in train_idx] + [enc_eval.input_ids[i] for i in eval_idx],
-                     token_type_ids=None if enc_train.token_type_ids is None else
-                     [enc_train.token_type_ids[i] for i in train_idx] + [enc_eval.token_type_ids[i] for i in eval_idx],
-                     labels=np.concatenate([enc_train.labels[train_idx], enc_eval.labels[eval_idx]]),
-                     pad_id=enc_train.pad_id)
+    merged = Encoded(
+        input_ids=[enc_train.input_ids[i] for i in train_idx] + [enc_eval.input_ids[i] for i in eval_idx],
+        token_type_ids=None
+        if enc_train.token_type_ids is None
+        else [enc_train.token_type_ids[i] for i in train_idx]
+        + [enc_eval.token_type_ids[i] for i in eval_idx],
+        labels=np.concatenate([enc_train.labels[train_idx], enc_eval.labels[eval_idx]]),
+        pad_id=enc_train.pad_id,
+    )
     order = np.arange(len(merged))
     phi0, logits0 = initial_outputs(model, merged, order)
-    F, passes, n_groups, n_params = ft_effective_kernel(model, merged, order, len(train_idx), embeddings,
-                                                        memory_gib, seed=seed, progress=progress, subset=subset)
-    return KernelParts(p_scalar=phi0 @ phi0.T + 1.0, F=F, logits0=logits0, labels=merged.labels,
-                       n_train=len(train_idx), backward_passes=passes, parameter_groups=n_groups,
-                       n_parameters=n_params)
+    F, passes, n_groups, n_params = ft_effective_kernel(
+        model,
+        merged,
+        order,
+        len(train_idx),
+        embeddings,
+        memory_gib,
+        seed=seed,
+        progress=progress,
+        subset=subset,
+    )
+    return KernelParts(
+        p_scalar=phi0 @ phi0.T + 1.0,
+        F=F,
+        logits0=logits0,
+        labels=merged.labels,
+        n_train=len(train_idx),
+        backward_passes=passes,
+        parameter_groups=n_groups,
+        n_parameters=n_params,
+    )
 
 
 def full_ntk_reference(model: LinearHeadClassifier, enc: Encoded, idx, lora_only: bool = False) -> np.ndarray:
@@ -182,8 +224,11 @@ def full_ntk_reference(model: LinearHeadClassifier, enc: Encoded, idx, lora_only
     from torch.func import functional_call, jacrev
 
     model.eval()
-    params = {k: v.detach() for k, v in model.named_parameters()
-              if not lora_only or "lora_" in k or k.startswith("head.")}
+    params = {
+        k: v.detach()
+        for k, v in model.named_parameters()
+        if not lora_only or "lora_" in k or k.startswith("head.")
+    }
     jacobians = []
     for i in idx:
         batch = _single(enc, i)
@@ -232,8 +277,9 @@ def block_nuclear_norms(K4: np.ndarray) -> np.ndarray:
     return np.linalg.svd(blocks, compute_uv=False).sum(-1)
 
 
-def kernel_regression(K_train: np.ndarray, K_eval_train: np.ndarray, y_train: np.ndarray, y_eval: np.ndarray,
-                      num_classes: int) -> dict[str, float]:
+def kernel_regression(
+    K_train: np.ndarray, K_eval_train: np.ndarray, y_train: np.ndarray, y_eval: np.ndarray, num_classes: int
+) -> dict[str, float]:
     """The authors' logistic kernel regression: each (example, class) row of the kernel is a sample whose
     target is the one-hot entry; `LogisticRegressionCV(max_iter=10000, random_state=0)`.
 
@@ -253,10 +299,18 @@ def kernel_regression(K_train: np.ndarray, K_eval_train: np.ndarray, y_train: np
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", UserWarning)
         folds = int(min(5, np.bincount(targets_train).min()))  # 5 as the authors; fewer on tiny kernels
-        solver = LogisticRegressionCV(cv=max(2, folds), max_iter=10000, random_state=0, l1_ratios=None,
-                                      use_legacy_attributes=True, scoring="accuracy").fit(K_train, targets_train)
-    out = {"per_logit_train": float(solver.score(K_train, targets_train)),
-           "per_logit_test": float(solver.score(K_eval_train, targets_eval))}
+        solver = LogisticRegressionCV(
+            cv=max(2, folds),
+            max_iter=10000,
+            random_state=0,
+            l1_ratios=None,
+            use_legacy_attributes=True,
+            scoring="accuracy",
+        ).fit(K_train, targets_train)
+    out = {
+        "per_logit_train": float(solver.score(K_train, targets_train)),
+        "per_logit_test": float(solver.score(K_eval_train, targets_eval)),
+    }
     for key, K, y in (("argmax_train", K_train, y_train), ("argmax_test", K_eval_train, y_eval)):
         scores = solver.decision_function(K).reshape(-1, C)
         out[key] = float(np.mean(scores.argmax(1) == y))

@@ -25,8 +25,17 @@ class SpanExperiment:
     initial_train_loss: float
 
 
-def span_experiment(n_train: int = 8, d: int = 32, h: int = 16, num_classes: int = 3, steps: int = 200,
-                    lr: float = 0.1, optimizer: str = "gd", n_test: int = 16, seed: int = 0) -> SpanExperiment:
+def span_experiment(
+    n_train: int = 8,
+    d: int = 32,
+    h: int = 16,
+    num_classes: int = 3,
+    steps: int = 200,
+    lr: float = 0.1,
+    optimizer: str = "gd",
+    n_test: int = 16,
+    seed: int = 0,
+) -> SpanExperiment:
     """Train f = V B x + b with cross-entropy on `n_train` < d random inputs; measure feature changes.
 
     Computed in float64. `optimizer` is "gd" (full-batch gradient descent, the corollary's setting) or "adam".
@@ -59,5 +68,11 @@ def span_experiment(n_train: int = 8, d: int = 32, h: int = 16, num_classes: int
         losses.append(loss.item())
     with torch.no_grad():
         delta = (B - B0).T
-        return SpanExperiment(optimizer, steps, torch.linalg.norm(x_perp @ delta, dim=1).numpy(),
-                              torch.linalg.norm(x_in @ delta, dim=1).numpy(), losses[-1], losses[0])
+        return SpanExperiment(
+            optimizer,
+            steps,
+            torch.linalg.norm(x_perp @ delta, dim=1).numpy(),
+            torch.linalg.norm(x_in @ delta, dim=1).numpy(),
+            losses[-1],
+            losses[0],
+        )

@@ -93,9 +93,17 @@ def execute_page(page: str, profile: str, out_dir: Path, book_dir: Path = BOOK_D
     os.environ[EXECUTED_ENV] = str(out_dir.resolve())  # where the `claims` page finds the other pages
     try:
         with open(out_dir / f"{page}.log", "w") as log:
-            papermill.execute_notebook(str(source), str(target), parameters=params, kernel_name="python3",
-                                       progress_bar=False, log_output=True, stdout_file=log, stderr_file=log,
-                                       cwd=str(book_dir))
+            papermill.execute_notebook(
+                str(source),
+                str(target),
+                parameters=params,
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=True,
+                stdout_file=log,
+                stderr_file=log,
+                cwd=str(book_dir),
+            )
         ok, error = True, ""
     except Exception as err:  # a failing page is reported, the others still run
         ok, error = False, _failure_summary(err)
@@ -157,7 +165,9 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
     data_dir = ensure_book_data()  # fetched first when no folder is set; offline: one-line error
     os.environ["LPFT_DATA_DIR"] = str(data_dir)  # what the pages' kernels read
     print(f"data {'':<16} {data_dir}", flush=True)
-    selected = [p for p in selected if p not in GATHERING_PAGES] + [p for p in selected if p in GATHERING_PAGES]
+    selected = [p for p in selected if p not in GATHERING_PAGES] + [
+        p for p in selected if p in GATHERING_PAGES
+    ]
     executed = BUILD_DIR / "executed" / profile
     total_start = time.perf_counter()
     results = []
@@ -171,8 +181,19 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
     site = BUILD_DIR / "site"
     _stage(profile, executed, site)
     start = time.perf_counter()
-    proc = subprocess.run([shutil.which("jupyter-book") or "jupyter-book", "build", str(site), "-W", "-n",
-                           "--keep-going", "--quiet"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            shutil.which("jupyter-book") or "jupyter-book",
+            "build",
+            str(site),
+            "-W",
+            "-n",
+            "--keep-going",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     html_ok = proc.returncode == 0
     if html_ok:
         if (BUILD_DIR / "html").exists():
@@ -180,17 +201,25 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
         shutil.copytree(site / "_build" / "html", BUILD_DIR / "html")
     else:
         (BUILD_DIR / "jupyter-book.log").write_text(proc.stdout + proc.stderr)
-    print(f"html {'':<16} {time.perf_counter() - start:8.1f} s  "
-          f"{'ok: ' + str(BUILD_DIR / 'html' / 'index.html') if html_ok else 'FAILED (see _build/jupyter-book.log)'}")
+    print(
+        f"html {'':<16} {time.perf_counter() - start:8.1f} s  "
+        f"{'ok: ' + str(BUILD_DIR / 'html' / 'index.html') if html_ok else 'FAILED (see _build/jupyter-book.log)'}"
+    )
     if not html_ok:
         print("\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:]), file=sys.stderr)
     claims = gather_claims(executed)
     (BUILD_DIR / "claims.json").write_text(json.dumps(claims, indent=1))
-    counts = {s: sum(c["status"] == s for c in claims) for s in ("holds", "does not hold", "inconclusive", "not run")}
+    counts = {
+        s: sum(c["status"] == s for c in claims)
+        for s in ("holds", "does not hold", "inconclusive", "not run")
+    }
     failed = [r.name for r in results if not r.ok]
-    print(f"book ({profile}): {len(results) - len(failed)}/{len(results)} pages ok, "
-          f"{time.perf_counter() - total_start:.1f} s in all; claims: "
-          + ", ".join(f"{v} {k}" for k, v in counts.items()) + " (_build/claims.json)")
+    print(
+        f"book ({profile}): {len(results) - len(failed)}/{len(results)} pages ok, "
+        f"{time.perf_counter() - total_start:.1f} s in all; claims: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+        + " (_build/claims.json)"
+    )
     return 0 if not failed and html_ok else 1
 
 

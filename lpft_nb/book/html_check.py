@@ -1,6 +1,6 @@
 """Check the built HTML in headless Chromium: every page loads, figures are images, no tracebacks.
 
-    python -m lpft_nb check-html [_build/html] [--screenshots DIR]
+python -m lpft_nb check-html [_build/html] [--screenshots DIR]
 """
 
 from __future__ import annotations
@@ -12,10 +12,20 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-FORBIDDEN = {"a Python traceback": "Traceback (most recent call last)",
-             "a matplotlib placeholder instead of an image": "<Figure size"}
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FORBIDDEN = {
+    "a Python traceback": "Traceback (most recent call last)",
+    "a matplotlib placeholder instead of an image": "<Figure size",
+}
 
 
 class _Images(HTMLParser):
@@ -42,8 +52,12 @@ def chromium_binary() -> str:
 def render_dom(page: Path, binary: str) -> str:
     """The page's DOM after Chromium loaded it (scripts run)."""
     with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-                               page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.resolve().as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     if proc.returncode != 0 or "<body" not in proc.stdout:
         raise RuntimeError(f"{page.name}: Chromium did not load it ({proc.stderr.strip().splitlines()[-1:]})")
     return proc.stdout
@@ -51,9 +65,19 @@ def render_dom(page: Path, binary: str) -> str:
 
 def screenshot(page: Path, out: Path, binary: str, size: str = "1200,3000") -> None:
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
-                        "--hide-scrollbars", f"--screenshot={out}", page.resolve().as_uri()],
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                binary,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size={size}",
+                "--hide-scrollbars",
+                f"--screenshot={out}",
+                page.resolve().as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+        )
 
 
 def check_page(page: Path, dom: str, expect_figures: bool) -> list[str]:

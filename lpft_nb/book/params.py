@@ -17,19 +17,35 @@ BOOK_DIR = ROOT / "book"
 PARAMS_DIR = ROOT / "params"
 PROFILES = ("smoke", "default", "paper")
 # Page parameters that hold a list of run settings, and the setting each element is.
-LIST_SETTINGS = {"datasets": "dataset", "methods": "method", "seeds": "seed", "lp_Cs": "lp_C",
-                 "head_scales": "head_scale", "scaling_seeds": "seed"}
+LIST_SETTINGS = {
+    "datasets": "dataset",
+    "methods": "method",
+    "seeds": "seed",
+    "lp_Cs": "lp_C",
+    "head_scales": "head_scale",
+    "scaling_seeds": "seed",
+}
 # Page parameters holding one value of a run setting.
 SINGLE_SETTINGS = {"scaling_dataset": "dataset", "rank_dataset": "dataset"}
 # Page parameters whose value must be one of the values of another parameter of the same page.
 MEMBER_OF = {"rank_dataset": "datasets"}
 RUN_KEYS = set(RunConfig.model_fields)
 # Page parameters (not run settings) with a smallest allowed value, checked before a page runs.
-MINIMUM = {"n": 2, "path_points": 2, "multiplier_points": 2, "kernel_seed": 0, "seed": 0, "tsne_seed": 0,
-           "lora_alpha": 1e-12, "step_target": 1e-12}
+MINIMUM = {
+    "n": 2,
+    "path_points": 2,
+    "multiplier_points": 2,
+    "kernel_seed": 0,
+    "seed": 0,
+    "tsne_seed": 0,
+    "lora_alpha": 1e-12,
+    "step_target": 1e-12,
+}
 # Page parameters whose elements must come from a fixed set (other than run settings).
-CHOICES = {"kernel_settings": ("ft", "lp_ft", "lora", "lp_lora"),
-           "pages": ("dynamics", "norms", "ntk", "calibration", "lora", "boss_ood")}
+CHOICES = {
+    "kernel_settings": ("ft", "lp_ft", "lora", "lp_lora"),
+    "pages": ("dynamics", "norms", "ntk", "calibration", "lora", "boss_ood"),
+}
 
 
 class ParamError(ConfigError):
@@ -56,8 +72,11 @@ def page_parameters(path: Path) -> dict[str, Any]:
         raise ParamError(f"{path}: expected exactly one cell tagged 'parameters', found {len(cells)}")
     namespace: dict[str, Any] = {}
     exec(compile(cells[0].source, f"{path.name}:parameters", "exec"), namespace)
-    return {k: v for k, v in namespace.items() if not k.startswith("_") and not callable(v)
-            and type(v).__name__ != "module"}
+    return {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_") and not callable(v) and type(v).__name__ != "module"
+    }
 
 
 def _compatible(default: Any, value: Any) -> bool:
@@ -82,7 +101,9 @@ def _check_run_value(key: str, value: Any, source: str) -> None:
 def _check_run_setting(key: str, value: Any, source: str) -> None:
     if key in MINIMUM and key not in RUN_KEYS and value is not None and value < MINIMUM[key]:
         raise ParamError(f"{source}: {value!r} is below the smallest allowed value {MINIMUM[key]:g}")
-    if key == "ranks" and (not value or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in value)):
+    if key == "ranks" and (
+        not value or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in value)
+    ):
         raise ParamError(f"{source}: ranks must be a non-empty list of positive integers, got {value!r}")
     if key in CHOICES:
         bad = [v for v in value if v not in CHOICES[key]]
@@ -122,16 +143,20 @@ def _source(path: Path) -> str:
 def _check_values(page: str, values: dict[str, Any], defaults: dict[str, Any], source: str) -> None:
     for key, value in values.items():
         if key not in defaults:
-            raise ParamError(f"{source}: unknown key '{key}'; page {page!r} has parameters: "
-                             f"{', '.join(sorted(defaults))}")
+            raise ParamError(
+                f"{source}: unknown key '{key}'; page {page!r} has parameters: {', '.join(sorted(defaults))}"
+            )
         if not _compatible(defaults[key], value):
-            raise ParamError(f"{source}: key '{key}' has type {type(value).__name__}, "
-                             f"but the page's default {defaults[key]!r} is {type(defaults[key]).__name__}")
+            raise ParamError(
+                f"{source}: key '{key}' has type {type(value).__name__}, "
+                f"but the page's default {defaults[key]!r} is {type(defaults[key]).__name__}"
+            )
         _check_run_value(key, value, f"{source}: key '{key}'")
 
 
-def check_profile(page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR
-                  ) -> dict[str, Any]:
+def check_profile(
+    page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR
+) -> dict[str, Any]:
     """Validated parameters of `page` under `profile`; raises ParamError with one line naming file and key.
 
     The values are the profile's `_shared.yaml` entries that the page has as parameters, overridden by the
@@ -146,17 +171,22 @@ def check_profile(page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir
     merged = {**defaults, **shared, **values}
     for key, container in MEMBER_OF.items():
         if key in merged and container in merged and merged[key] not in merged[container]:
-            raise ParamError(f"{_source(path)}: key '{key}': {merged[key]!r} is not in {container} "
-                             f"{merged[container]!r}")
+            raise ParamError(
+                f"{_source(path)}: key '{key}': {merged[key]!r} is not in {container} {merged[container]!r}"
+            )
     return {**shared, **values}
 
 
-def check_shared(profile: str, pages: list[str], book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR) -> None:
+def check_shared(
+    profile: str, pages: list[str], book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR
+) -> None:
     """Every key of the profile's `_shared.yaml` is a parameter of at least one of `pages` (a typo there
     would otherwise apply to no page, silently)."""
     path, shared = load_shared(profile, params_dir)
     known = set().union(*(page_parameters(book_dir / f"{p}.md") for p in pages)) if pages else set()
     unknown = sorted(set(shared) - known)
     if unknown:
-        raise ParamError(f"{_source(path)}: key(s) {', '.join(unknown)} are parameters of no page; "
-                         f"known: {', '.join(sorted(known))}")
+        raise ParamError(
+            f"{_source(path)}: key(s) {', '.join(unknown)} are parameters of no page; "
+            f"known: {', '.join(sorted(known))}"
+        )

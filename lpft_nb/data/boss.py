@@ -1,13 +1,13 @@
 """Rebuild the BOSS SentimentAnalysis ``Text<TAB>Label`` files from raw sources, by BOSS's own procedure.
 
 Follows ``lifan-yuan/OOD_NLP:src/dataset_processing/SentimentAnalysis/{dynasent,semeval,sst,amazon}.py``
-(see ../shared/data/README.md §4): text cleaned with tab → space and runs of spaces collapsed; labels
+: text cleaned with tab → space and runs of spaces collapsed; labels
 negative = 0, positive = 1, neutral = 2; BOSS's seeded shuffles (Python ``random.seed(0)`` as-is, HF
 ``Dataset.shuffle(0)`` as ``numpy.random.default_rng(0).permutation``); written by pandas ``to_csv`` as BOSS's
-``save_data`` does. Run on ``../shared/data/sources`` it reproduces ``../shared/data/boss`` byte for byte.
+``save_data`` does. Run on the pinned sources it reproduces the pinned BOSS files byte for byte (a test checks it).
 
 Raw inputs, relative to the sources folder, are listed in ``SOURCES``; the outputs and their pinned sha256
-in ``data_files.BOSS_FILES``.
+in ``files.BOSS_FILES``.
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ AMAZON_FILES = (
 )
 
 SOURCES = {
-    "dynasent": (DYNASENT_DIR / "dynasent-v1.1-round01-yelp-test.jsonl",
-                 DYNASENT_DIR / "dynasent-v1.1-round02-dynabench-test.jsonl"),
+    "dynasent": (
+        DYNASENT_DIR / "dynasent-v1.1-round01-yelp-test.jsonl",
+        DYNASENT_DIR / "dynasent-v1.1-round02-dynabench-test.jsonl",
+    ),
     "semeval": (SEMEVAL_DIR / "twitter-2016train-A.txt", SEMEVAL_DIR / "twitter-2016test-A.txt"),
     "sst5": (SST_DIR / "datasetSentences.txt", SST_DIR / "datasetSplit.txt", SST_TREES),
     "amazon": tuple(path for _, path in AMAZON_FILES),
@@ -77,7 +79,9 @@ def _label(name: str, path: Path, lineno: int) -> int:
     try:
         return LABELS[name.strip()]
     except KeyError:
-        raise DataError(f"{path}:{lineno}: unknown label {name.strip()!r}; expected one of {sorted(LABELS)}") from None
+        raise DataError(
+            f"{path}:{lineno}: unknown label {name.strip()!r}; expected one of {sorted(LABELS)}"
+        ) from None
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -150,7 +154,9 @@ def build_sst5(src: Path) -> dict[str, Rows]:
     with _open_text(trees_path) as f:
         roots = [int(line[1]) for line in f if line.strip()]
     if len(roots) != len(texts):
-        raise DataError(f"{trees_path}: {len(roots)} trees for {len(texts)} test sentences in {sentences_path}")
+        raise DataError(
+            f"{trees_path}: {len(roots)} trees for {len(texts)} test sentences in {sentences_path}"
+        )
     rows = [(clean_text(text), SST_ROOT_LABELS.get(root, -1)) for text, root in zip(texts, roots)]
     return {"test": [row for row in hf_shuffle(rows) if row[1] != -1]}
 
@@ -192,7 +198,11 @@ def build_amazon(src: Path) -> dict[str, Rows]:
 
 
 BUILDERS: dict[str, Callable[[Path], dict[str, Rows]]] = {
-    "dynasent": build_dynasent, "semeval": build_semeval, "sst5": build_sst5, "amazon": build_amazon}
+    "dynasent": build_dynasent,
+    "semeval": build_semeval,
+    "sst5": build_sst5,
+    "amazon": build_amazon,
+}
 
 
 def write_tsv(rows: Rows, path: Path) -> None:
@@ -212,8 +222,10 @@ def build_boss(sources: Path, to: Path, names: tuple[str, ...] = tuple(BUILDERS)
     missing = [sources / rel for name in names for rel in SOURCES[name] if not (sources / rel).is_file()]
     if missing:
         listed = ", ".join(str(p) for p in missing[:3]) + (" …" if len(missing) > 3 else "")
-        raise DataError(f"{len(missing)} raw source file(s) missing: {listed}; "
-                        "fetch them with `python -m lpft_nb data download`")
+        raise DataError(
+            f"{len(missing)} raw source file(s) missing: {listed}; "
+            "fetch them with `python -m lpft_nb data download`"
+        )
     written = {}
     for name in names:
         for split, rows in BUILDERS[name](sources).items():

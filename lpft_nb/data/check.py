@@ -53,7 +53,11 @@ def _read_counts(path: Path, expected: Expected) -> tuple[int, Counter, int]:
         split = read_superglue(path, names)
         return len(split), Counter(names[i] for i in split.labels), 0
     split = read_boss_tsv(path)
-    return len(split) + split.dropped_empty, Counter(BOSS_CLASSES[i] for i in split.labels), split.dropped_empty
+    return (
+        len(split) + split.dropped_empty,
+        Counter(BOSS_CLASSES[i] for i in split.labels),
+        split.dropped_empty,
+    )
 
 
 def _format_classes(counts: Counter, order) -> str:
@@ -75,7 +79,9 @@ def check_book_file(folder: Path, expected: Expected) -> FileCheck:
     except DataError as err:
         row.problem, row.fix = f"malformed: {err}", fix
         return row
-    row.rows = f"{rows:,}" + (f" ({empty} empty text{'s' if empty > 1 else ''}, skipped on load)" if empty else "")
+    row.rows = f"{rows:,}" + (
+        f" ({empty} empty text{'s' if empty > 1 else ''}, skipped on load)" if empty else ""
+    )
     if expected.classes is not None:
         row.classes = _format_classes(counts, expected.classes)
     problems = []
@@ -86,7 +92,9 @@ def check_book_file(folder: Path, expected: Expected) -> FileCheck:
         if unknown:
             problems.append(f"labels {unknown} outside {list(expected.classes)}")
         elif dict(counts) != {k: v for k, v in expected.classes.items() if v}:
-            problems.append(f"class counts differ from the expected {_format_classes(Counter(expected.classes), expected.classes)}")
+            problems.append(
+                f"class counts differ from the expected {_format_classes(Counter(expected.classes), expected.classes)}"
+            )
     if row.sha256 == "differs":
         problems.append("contents differ from the pinned file")
     if problems:
@@ -110,16 +118,19 @@ def check_raw_file(folder: Path, path: str) -> FileCheck:
 def check_folder(folder: Path) -> tuple[list[FileCheck], list[str]]:
     """Rows of the table and notes. The folder passes when no row has a problem."""
     if not folder.is_dir():
-        raise DataError(f"data folder {folder} not found; create one with "
-                        f"`python -m lpft_nb data download --to {folder}`")
+        raise DataError(
+            f"data folder {folder} not found; create one with `python -m lpft_nb data download --to {folder}`"
+        )
     rows = [check_book_file(folder, e) for e in BOOK_FILES]
     notes = []
     raw_sources = [f.path for f in RAW_FILES if f.path.startswith("sources/")]
     if (folder / "sources").is_dir():
         rows += [check_raw_file(folder, p) for p in raw_sources]
     else:
-        notes.append(f"no sources/ folder: the book does not need it; `data build-boss` does "
-                     f"({len(raw_sources)} raw files, fetched by `data download`)")
+        notes.append(
+            f"no sources/ folder: the book does not need it; `data build-boss` does "
+            f"({len(raw_sources)} raw files, fetched by `data download`)"
+        )
     return rows, notes
 
 
@@ -128,8 +139,11 @@ def format_report(folder: Path, rows: list[FileCheck], notes: list[str]) -> str:
     header = ("file", "rows", "classes (rows the pages load)", "sha256", "status")
     cells = [(r.path, r.rows, r.classes, r.sha256, "ok" if not r.problem else "PROBLEM") for r in rows]
     widths = [max(len(str(c[i])) for c in [header, *cells]) for i in range(len(header))]
-    lines = [f"data folder: {folder}", "  ".join(h.ljust(w) for h, w in zip(header, widths)),
-             "  ".join("-" * w for w in widths)]
+    lines = [
+        f"data folder: {folder}",
+        "  ".join(h.ljust(w) for h, w in zip(header, widths)),
+        "  ".join("-" * w for w in widths),
+    ]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells]
     lines += [f"note: {n}" for n in notes]
     problems = [r for r in rows if r.problem]

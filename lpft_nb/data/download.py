@@ -3,7 +3,7 @@
     python -m lpft_nb data download [--to DIR] [--mirror URL]
 
 Official mode downloads each archive of ``REMOTES`` into ``DIR/.downloads`` and takes out the files the
-book needs; every file is checked against its pinned sha256 (``data_files``) before it is moved into
+book needs; every file is checked against its pinned sha256 (``files``) before it is moved into
 place, so a failed, interrupted or corrupt download never leaves a half-written file at a data path.
 Mirror mode fetches the files themselves from ``URL/<path in the data folder>``: any verified data
 folder served over HTTP (``python -m http.server``) is a mirror. Files already present and verified are
@@ -50,35 +50,57 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _fetch(base_url: str, folder: Path, name: str, known_sha256: str | None, url: str | None,
-           retries: int, progress: bool) -> Path:
+def _fetch(
+    base_url: str,
+    folder: Path,
+    name: str,
+    known_sha256: str | None,
+    url: str | None,
+    retries: int,
+    progress: bool,
+) -> Path:
     """pooch: download `url` (default ``base_url + name``) to ``folder/name`` if absent or not matching."""
     import pooch
     import requests
 
     pooch.get_logger().setLevel("WARNING")
-    pup = pooch.create(path=folder, base_url=base_url, retry_if_failed=retries,
-                       registry={name: f"sha256:{known_sha256}" if known_sha256 else None},
-                       urls={name: url} if url else None)
+    pup = pooch.create(
+        path=folder,
+        base_url=base_url,
+        retry_if_failed=retries,
+        registry={name: f"sha256:{known_sha256}" if known_sha256 else None},
+        urls={name: url} if url else None,
+    )
     source = url or base_url + name
     try:
-        return Path(pup.fetch(name, progressbar=progress,
-                              downloader=pooch.HTTPDownloader(progressbar=progress, timeout=TIMEOUT_S)))
+        return Path(
+            pup.fetch(
+                name,
+                progressbar=progress,
+                downloader=pooch.HTTPDownloader(progressbar=progress, timeout=TIMEOUT_S),
+            )
+        )
     except ValueError as err:  # pooch's hash mismatch
-        raise DownloadError(f"{name}: the file downloaded from {source} does not match its pinned sha256 "
-                            f"({_first_line(err)}); nothing was written") from None
+        raise DownloadError(
+            f"{name}: the file downloaded from {source} does not match its pinned sha256 "
+            f"({_first_line(err)}); nothing was written"
+        ) from None
     except requests.RequestException as err:
-        raise DownloadError(f"{name}: download from {source} failed after {retries + 1} attempt(s): "
-                            f"{type(err).__name__}: {_first_line(err)}; nothing was written") from None
+        raise DownloadError(
+            f"{name}: download from {source} failed after {retries + 1} attempt(s): "
+            f"{type(err).__name__}: {_first_line(err)}; nothing was written"
+        ) from None
 
 
 def _place(data: bytes, target: Path, pinned: DataFile, origin: str) -> None:
     """Check `data` against the pin, then write it to `target` atomically (temp file + rename)."""
     digest = hashlib.sha256(data).hexdigest()
     if digest != pinned.sha256:
-        raise DownloadError(f"{pinned.path}: taken from {origin}, its sha256 {digest[:12]}… differs from the pinned "
-                            f"{pinned.sha256[:12]}…; nothing was written (the upstream file changed, or the "
-                            "download is corrupt: run again, or use --mirror)")
+        raise DownloadError(
+            f"{pinned.path}: taken from {origin}, its sha256 {digest[:12]}… differs from the pinned "
+            f"{pinned.sha256[:12]}…; nothing was written (the upstream file changed, or the "
+            "download is corrupt: run again, or use --mirror)"
+        )
     write_atomically(target, lambda tmp: Path(tmp).write_bytes(data))
 
 
@@ -108,13 +130,17 @@ def _fetch_remote(remote: Remote, files: list[DataFile], to: Path, retries: int,
                             member = _zip_member(zf, suffix, remote.url)
                             _place(zf.read(member), to / path, PINNED[path], f"{remote.url} ({member})")
             except zipfile.BadZipFile as err:
-                raise DownloadError(f"{remote.url}: not a valid zip archive ({err}); removed, run again") from None
+                raise DownloadError(
+                    f"{remote.url}: not a valid zip archive ({err}); removed, run again"
+                ) from None
         elif remote.kind == "gzip":
-            (_, path), = remote.members
+            ((_, path),) = remote.members
             try:
                 data = gzip.decompress(archive.read_bytes())
             except (OSError, EOFError) as err:
-                raise DownloadError(f"{remote.url}: not a valid gzip file ({err}); removed, run again") from None
+                raise DownloadError(
+                    f"{remote.url}: not a valid gzip file ({err}); removed, run again"
+                ) from None
             _place(data, to / path, PINNED[path], remote.url)
         else:
             raise ValueError(f"unknown remote kind {remote.kind!r}")
@@ -122,8 +148,13 @@ def _fetch_remote(remote: Remote, files: list[DataFile], to: Path, retries: int,
         archive.unlink(missing_ok=True)  # its files are placed (or it failed and must be fetched afresh)
 
 
-def download(to: Path, mirror: str | None = None, retries: int = 2, progress: bool = True,
-             files: Iterable[DataFile] = RAW_FILES) -> list[tuple[str, str]]:
+def download(
+    to: Path,
+    mirror: str | None = None,
+    retries: int = 2,
+    progress: bool = True,
+    files: Iterable[DataFile] = RAW_FILES,
+) -> list[tuple[str, str]]:
     """Fetch every file of `files` that is absent or unverified into the data folder `to`.
 
     Returns (path, what happened) per file: ``present (sha256 ✓)`` or ``downloaded (sha256 ✓)``.
@@ -183,9 +214,12 @@ def ensure_book_data(progress: bool = True) -> Path:
         folder = resolve_data_dir(None)
         missing = [p for p in needed if not (folder / p).is_file()]
         if missing:
-            raise DataError(f"LPFT_DATA_DIR={folder} lacks {missing[0]}" + (f" and {len(missing) - 1} more file(s)"
-                            if len(missing) > 1 else "") + f"; run `python -m lpft_nb data download --to {folder}`"
-                            " or unset LPFT_DATA_DIR to fetch the data into the default folder")
+            raise DataError(
+                f"LPFT_DATA_DIR={folder} lacks {missing[0]}"
+                + (f" and {len(missing) - 1} more file(s)" if len(missing) > 1 else "")
+                + f"; run `python -m lpft_nb data download --to {folder}`"
+                " or unset LPFT_DATA_DIR to fetch the data into the default folder"
+            )
         return folder
     folder = default_data_dir()
     if all(matches_pin(folder / p, PINNED[p]) for p in needed):
@@ -194,15 +228,24 @@ def ensure_book_data(progress: bool = True) -> Path:
     probe = mirror or REMOTES[0].url
     ok, reason = network_reachable(probe)
     if not ok:
-        raise DataError(f"no data folder: LPFT_DATA_DIR is not set, {folder} is incomplete, and {probe} cannot be "
-                        f"reached ({reason}); set LPFT_DATA_DIR to a prepared data folder, or run `python -m lpft_nb "
-                        f"data download` where the network is reachable (--mirror URL for a local mirror)")
-    print(f"data: fetching into {folder}" + (f" from the mirror {mirror}" if mirror else " from the official hosts"))
+        raise DataError(
+            f"no data folder: LPFT_DATA_DIR is not set, {folder} is incomplete, and {probe} cannot be "
+            f"reached ({reason}); set LPFT_DATA_DIR to a prepared data folder, or run `python -m lpft_nb "
+            f"data download` where the network is reachable (--mirror URL for a local mirror)"
+        )
+    print(
+        f"data: fetching into {folder}"
+        + (f" from the mirror {mirror}" if mirror else " from the official hosts")
+    )
     download(folder, mirror=mirror, progress=progress)
-    differing = [path for path, _, verdict in build_and_verify_boss(folder / "sources", folder) if "differs" in verdict]
+    differing = [
+        path for path, _, verdict in build_and_verify_boss(folder / "sources", folder) if "differs" in verdict
+    ]
     if differing:
-        raise DataError(f"{folder / differing[0]}: built from verified sources but differs from the pinned build; "
-                        "this is a bug in lpft_nb.boss_build")
+        raise DataError(
+            f"{folder / differing[0]}: built from verified sources but differs from the pinned build; "
+            "this is a bug in lpft_nb.data.boss"
+        )
     return folder
 
 

@@ -1,6 +1,6 @@
 """Datasets read from a local data folder, split by the paper's protocol, with seeded CPU-sized caps.
 
-Layout of the data folder (see ../shared/data/README.md)::
+Layout of the data folder (``python -m lpft_nb data download`` fills it; ``files`` pins every file)::
 
     superglue/{CB,RTE}/{train,val}.jsonl            SuperGLUE v2 jsonl
     boss/SentimentAnalysis/<name>/{train,test}.tsv   BOSS Text<TAB>Label files
@@ -105,8 +105,13 @@ class TaskData:
         """One row per split: name, size, class counts actually used."""
         rows = []
         for key, split in {"train": self.train, **self.eval_splits()}.items():
-            rows.append({"split": key, "n": len(split),
-                         **dict(zip(self.class_names, split.class_counts(self.num_classes)))})
+            rows.append(
+                {
+                    "split": key,
+                    "n": len(split),
+                    **dict(zip(self.class_names, split.class_counts(self.num_classes))),
+                }
+            )
         return rows
 
     def fingerprint(self) -> str:
@@ -160,8 +165,9 @@ def read_superglue(path: Path, class_names: tuple[str, ...]) -> Split:
         labels.append(label_id[row["label"]])
     if not texts:
         raise DataError(f"{path}: no examples")
-    return Split(name=path.stem, texts=texts, pairs=pairs, labels=np.array(labels, dtype=np.int64),
-                 source=str(path))
+    return Split(
+        name=path.stem, texts=texts, pairs=pairs, labels=np.array(labels, dtype=np.int64), source=str(path)
+    )
 
 
 def read_boss_tsv(path: Path, num_classes: int = 3) -> Split:
@@ -188,7 +194,9 @@ def read_boss_tsv(path: Path, num_classes: int = 3) -> Split:
             except csv.Error as err:
                 raise DataError(f"{path}:{reader.line_num}: {err}") from None
             if len(row) != 2:
-                raise DataError(f"{path}:{reader.line_num}: expected 2 tab-separated fields, found {len(row)}")
+                raise DataError(
+                    f"{path}:{reader.line_num}: expected 2 tab-separated fields, found {len(row)}"
+                )
             text, raw_label = row
             try:
                 label = int(raw_label)
@@ -203,8 +211,13 @@ def read_boss_tsv(path: Path, num_classes: int = 3) -> Split:
             labels.append(label)
     if not texts:
         raise DataError(f"{path}: no examples")
-    return Split(name=path.stem, texts=texts, labels=np.array(labels, dtype=np.int64), source=str(path),
-                 dropped_empty=dropped)
+    return Split(
+        name=path.stem,
+        texts=texts,
+        labels=np.array(labels, dtype=np.int64),
+        source=str(path),
+        dropped_empty=dropped,
+    )
 
 
 # ---- protocol ---------------------------------------------------------------------------------
@@ -235,8 +248,14 @@ def subsample(split: Split, max_n: int | None, max_per_class: int | None, seed: 
     return split.take(idx)
 
 
-def load_task(dataset: str, data_dir: str | Path | None = None, max_train: int | None = None,
-              max_eval: int | None = None, max_per_class: int | None = None, subset_seed: int = 0) -> TaskData:
+def load_task(
+    dataset: str,
+    data_dir: str | Path | None = None,
+    max_train: int | None = None,
+    max_eval: int | None = None,
+    max_per_class: int | None = None,
+    subset_seed: int = 0,
+) -> TaskData:
     """Load `dataset` ('cb', 'rte' or 'amazon') with the paper's splits and the given caps.
 
     Caps: `max_per_class` applies to train and val (BOSS's own balancing mechanism); `max_train` to
@@ -272,5 +291,6 @@ def load_task(dataset: str, data_dir: str | Path | None = None, max_train: int |
     ood = {name: subsample(s, max_eval, None, subset_seed + 3 + i) for i, (name, s) in enumerate(ood.items())}
     for name, s in ood.items():
         s.name = name
-    return TaskData(dataset=dataset, class_names=class_names, train=train, val=val, test=test, ood=ood,
-                    files=files)
+    return TaskData(
+        dataset=dataset, class_names=class_names, train=train, val=val, test=test, ood=ood, files=files
+    )

@@ -55,8 +55,14 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = BertModel(config, add_pooling_layer=False)
@@ -162,8 +168,15 @@ def add_lora(model: LinearHeadClassifier, r: int, alpha: float) -> LinearHeadCla
     return model
 
 
-def build_classifier(name: str, num_classes: int, seed: int, lora: bool = False, lora_r: int = 8,
-                     lora_alpha: float = 8.0, cache_dir: str | None = None) -> LinearHeadClassifier:
+def build_classifier(
+    name: str,
+    num_classes: int,
+    seed: int,
+    lora: bool = False,
+    lora_r: int = 8,
+    lora_alpha: float = 8.0,
+    cache_dir: str | None = None,
+) -> LinearHeadClassifier:
     """Load the encoder, then seed and initialise the head (and LoRA): same seed → same model."""
     encoder = load_encoder(name, cache_dir)
     torch.manual_seed(seed)

@@ -14,7 +14,9 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms == 0, 1.0, norms)
 
 
-def class_cosines(weight: np.ndarray, features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def class_cosines(
+    weight: np.ndarray, features: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean cos τ between each head row v_k (C, d) and the features (n, d) of class k / of the other classes.
 
     Returns (own, other), each of shape (C,); NaN where a class has no examples.
@@ -38,7 +40,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def norm_gradient(weight: np.ndarray, bias: np.ndarray, features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def norm_gradient(
+    weight: np.ndarray, bias: np.ndarray, features: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
     """∂L/∂‖v_k‖ for the mean cross-entropy L, holding each row's direction fixed (paper eq. 3). Shape (C,).
 
     = (1/n) Σ_i (p_ik − 1[y_i = k]) ‖φ(x_i)‖ cos τ_ki

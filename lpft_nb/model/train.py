@@ -66,8 +66,9 @@ def encode(split: Split, tokenizer, max_length: int) -> Encoded:
 
 
 @torch.inference_mode()
-def predict(model: LinearHeadClassifier, data: Encoded, batch_size: int = 32, desc: str | None = None
-            ) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: LinearHeadClassifier, data: Encoded, batch_size: int = 32, desc: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Eval-mode logits (n, C) and features φ (n, d), in the input order (batched by length for speed)."""
     was_training = model.training
     model.eval()
@@ -75,7 +76,7 @@ def predict(model: LinearHeadClassifier, data: Encoded, batch_size: int = 32, de
     logits, feats = [], []
     batches = range(0, len(order), batch_size)
     for start in tqdm(batches, desc=desc, disable=desc is None, leave=False):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         phi = model.features(**data.batch(idx))
         feats.append(phi.float())
         logits.append(model.head(phi).float())
@@ -85,8 +86,18 @@ def predict(model: LinearHeadClassifier, data: Encoded, batch_size: int = 32, de
     return torch.cat(logits).numpy()[inverse], torch.cat(feats).numpy()[inverse]
 
 
-def fine_tune(model: LinearHeadClassifier, train: Encoded, val: Encoded, *, epochs: int, lr: float,
-              batch_size: int, seed: int, eval_batch_size: int = 32, progress: bool = True) -> dict:
+def fine_tune(
+    model: LinearHeadClassifier,
+    train: Encoded,
+    val: Encoded,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    eval_batch_size: int = 32,
+    progress: bool = True,
+) -> dict:
     """Train every parameter with requires_grad; keep the best-validation epoch in `model`.
 
     Returns the history: per step (loss, train accuracy of the batch, ‖V‖_F, ‖b‖, learning rate) and per
@@ -100,8 +111,18 @@ def fine_tune(model: LinearHeadClassifier, train: Encoded, val: Encoded, *, epoc
     order_rng = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout
     loss_fn = nn.CrossEntropyLoss()
-    history = {"step": [], "epoch_float": [], "loss": [], "train_accuracy": [], "head_norm": [], "bias_norm": [],
-               "lr": [], "epoch": [], "val_accuracy": [], "epoch_head_norm": []}
+    history = {
+        "step": [],
+        "epoch_float": [],
+        "loss": [],
+        "train_accuracy": [],
+        "head_norm": [],
+        "bias_norm": [],
+        "lr": [],
+        "epoch": [],
+        "val_accuracy": [],
+        "epoch_head_norm": [],
+    }
     best_acc, best_state, best_epoch = -1.0, None, 0
     bar = tqdm(total=total, desc="fine-tune", disable=not progress, leave=False)
     step = 0
@@ -109,7 +130,7 @@ def fine_tune(model: LinearHeadClassifier, train: Encoded, val: Encoded, *, epoc
         model.train()
         perm = torch.randperm(len(train), generator=order_rng).numpy()
         for start in range(0, len(perm), batch_size):
-            idx = perm[start:start + batch_size]
+            idx = perm[start : start + batch_size]
             batch = train.batch(idx)
             labels = torch.from_numpy(train.labels[idx])
             logits = model(**batch)
@@ -157,5 +178,12 @@ def epoch_summary(history: dict):
     epochs = np.ceil(np.asarray(history["epoch_float"]) - 1e-9).astype(int)
     acc = pd.Series(history["train_accuracy"]).groupby(epochs).mean()
     loss = pd.Series(history["loss"]).groupby(epochs).mean()
-    return pd.DataFrame({"epoch": history["epoch"], "train_accuracy": acc.values, "train_loss": loss.values,
-                         "head_norm": history["epoch_head_norm"], "val_accuracy": history["val_accuracy"]})
+    return pd.DataFrame(
+        {
+            "epoch": history["epoch"],
+            "train_accuracy": acc.values,
+            "train_loss": loss.values,
+            "head_norm": history["epoch_head_norm"],
+            "val_accuracy": history["val_accuracy"],
+        }
+    )

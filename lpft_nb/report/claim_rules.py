@@ -1,4 +1,4 @@
-"""The claim checks of each page, computed from a `Study` (ids follow paper-facts.md §6)."""
+"""The claim checks of each page, computed from a `Study` (ids are those of `paper.CHECKLIST`)."""
 
 from __future__ import annotations
 
@@ -38,32 +38,77 @@ def dynamics_claims(study: Study, page: str = "dynamics") -> list[Claim]:
         for lp_C in study.lp_Cs:
             tag = f"{dataset.upper()}, LP {lp_label(lp_C)}"
             if lp_method is None or init is None:
-                out.append(not_run("M1", page, f"{tag}: LP norm ≥ 10× random init", paper_lp,
-                                   "needs an LP-headed method and FT in `methods`"))
+                out.append(
+                    not_run(
+                        "M1",
+                        page,
+                        f"{tag}: LP norm ≥ 10× random init",
+                        paper_lp,
+                        "needs an LP-headed method and FT in `methods`",
+                    )
+                )
                 continue
             lp_norm = study.values(dataset, lp_method, lambda r: r.metrics["lp"]["weight_norm"], lp_C)
             chosen = study.values(dataset, lp_method, lambda r: r.metrics["lp"]["C"], lp_C)
             ft_final = study.values(dataset, "ft", "head_norm_final")
-            pair = [compare("M1", page, f"{tag}: ‖V‖ after LP ≥ 10 × ‖V‖ at random init", paper_lp,
-                            lp_norm, init, factor=LARGE_FACTOR, a_name="LP", b_name="init"),
-                    compare("M1", page, f"{tag}: ‖V‖ after LP ≫ (≥ 10 ×) ‖V‖ after FT",
-                            f"{hi} vs {TABLE13_HEAD_NORM[dataset]['ft']}" if lo else "–",
-                            lp_norm, ft_final, factor=LARGE_FACTOR, a_name="LP", b_name="FT")]
+            pair = [
+                compare(
+                    "M1",
+                    page,
+                    f"{tag}: ‖V‖ after LP ≥ 10 × ‖V‖ at random init",
+                    paper_lp,
+                    lp_norm,
+                    init,
+                    factor=LARGE_FACTOR,
+                    a_name="LP",
+                    b_name="init",
+                ),
+                compare(
+                    "M1",
+                    page,
+                    f"{tag}: ‖V‖ after LP ≫ (≥ 10 ×) ‖V‖ after FT",
+                    f"{hi} vs {TABLE13_HEAD_NORM[dataset]['ft']}" if lo else "–",
+                    lp_norm,
+                    ft_final,
+                    factor=LARGE_FACTOR,
+                    a_name="LP",
+                    b_name="FT",
+                ),
+            ]
             for claim in pair:
                 if claim.status != "holds":
-                    claim.why += (f". The regularisation C = {', '.join(f'{c:.2g}' for c in chosen)} keeps the head "
-                                  f"short: less anisotropic features are separated without a long head")
+                    claim.why += (
+                        f". The regularisation C = {', '.join(f'{c:.2g}' for c in chosen)} keeps the head "
+                        f"short: less anisotropic features are separated without a long head"
+                    )
             out += pair
         if "ft" in study.methods:
             ratio = study.values(dataset, "ft", "head_norm_final") / init
-            out.append(within_factor("M2", page, f"{dataset.upper()}: ‖V‖ after FT within ×{SMALL_FACTOR} of its init",
-                                     f"{TABLE13_HEAD_NORM[dataset]['ft']} vs {TABLE13_HEAD_NORM[dataset]['pretrained']}",
-                                     ratio, 1.0, SMALL_FACTOR, name="final/init"))
+            out.append(
+                within_factor(
+                    "M2",
+                    page,
+                    f"{dataset.upper()}: ‖V‖ after FT within ×{SMALL_FACTOR} of its init",
+                    f"{TABLE13_HEAD_NORM[dataset]['ft']} vs {TABLE13_HEAD_NORM[dataset]['pretrained']}",
+                    ratio,
+                    1.0,
+                    SMALL_FACTOR,
+                    name="final/init",
+                )
+            )
         if "lora" in study.methods:
-            out.append(compare("M2", page, f"{dataset.upper()}: LoRA grows the head slightly (final > init)",
-                               f"{TABLE13_HEAD_NORM[dataset]['lora']} vs {TABLE13_HEAD_NORM[dataset]['pretrained']}",
-                               study.values(dataset, "lora", "head_norm_final"),
-                               study.values(dataset, "lora", "head_norm_init"), a_name="final", b_name="init"))
+            out.append(
+                compare(
+                    "M2",
+                    page,
+                    f"{dataset.upper()}: LoRA grows the head slightly (final > init)",
+                    f"{TABLE13_HEAD_NORM[dataset]['lora']} vs {TABLE13_HEAD_NORM[dataset]['pretrained']}",
+                    study.values(dataset, "lora", "head_norm_final"),
+                    study.values(dataset, "lora", "head_norm_init"),
+                    a_name="final",
+                    b_name="init",
+                )
+            )
     return out + accuracy_claims(study, page)
 
 
@@ -84,51 +129,106 @@ def norms_claims(study: Study, page: str = "norms") -> list[Claim]:
         paper = TABLE1.get(dataset, {})
         for lp_C in study.lp_Cs:
             tag = f"{dataset.upper()}, LP {lp_label(lp_C)}"
-            pairs = [("ft", "lp_ft", "M3", "Diff(F): FT > LP-FT"), ("lora", "lp_lora", "M3", "Diff(F): LoRA > LP-LoRA")]
+            pairs = [
+                ("ft", "lp_ft", "M3", "Diff(F): FT > LP-FT"),
+                ("lora", "lp_lora", "M3", "Diff(F): LoRA > LP-LoRA"),
+            ]
             for plain, lp_method, cid, text in pairs:
                 if {plain, lp_method} <= set(study.methods):
-                    p = (f"{paper[plain]['Diff']:.3g} vs {paper[lp_method]['Diff']:.3g}" if paper else "–")
-                    out.append(compare(cid, page, f"{tag}: {text}", p, _diff(study, dataset, plain, lp_C),
-                                       _diff(study, dataset, lp_method, lp_C), a_name=METHOD_LABELS[plain],
-                                       b_name=METHOD_LABELS[lp_method]))
+                    p = f"{paper[plain]['Diff']:.3g} vs {paper[lp_method]['Diff']:.3g}" if paper else "–"
+                    out.append(
+                        compare(
+                            cid,
+                            page,
+                            f"{tag}: {text}",
+                            p,
+                            _diff(study, dataset, plain, lp_C),
+                            _diff(study, dataset, lp_method, lp_C),
+                            a_name=METHOD_LABELS[plain],
+                            b_name=METHOD_LABELS[lp_method],
+                        )
+                    )
             if {"ft", "lp_ft"} <= set(study.methods):
-                out.append(compare("M4", page, f"{tag}: CS(F) after LP-FT > after FT",
-                                   f"{paper['lp_ft']['CS']} vs {paper['ft']['CS']}" if paper else "–",
-                                   _stat(study, dataset, "lp_ft", "CS", lp_C), _stat(study, dataset, "ft", "CS", lp_C),
-                                   a_name="LP-FT", b_name="FT"))
+                out.append(
+                    compare(
+                        "M4",
+                        page,
+                        f"{tag}: CS(F) after LP-FT > after FT",
+                        f"{paper['lp_ft']['CS']} vs {paper['ft']['CS']}" if paper else "–",
+                        _stat(study, dataset, "lp_ft", "CS", lp_C),
+                        _stat(study, dataset, "ft", "CS", lp_C),
+                        a_name="LP-FT",
+                        b_name="FT",
+                    )
+                )
                 # FDR spans orders of magnitude: compare on a log scale
-                out.append(compare("M5", page, f"{tag}: FDR(F) after FT > after LP-FT (log10)",
-                                   f"{paper['ft']['FDR']:.3g} vs {paper['lp_ft']['FDR']:.3g}" if paper else "–",
-                                   np.log10(_stat(study, dataset, "ft", "FDR", lp_C)),
-                                   np.log10(_stat(study, dataset, "lp_ft", "FDR", lp_C)),
-                                   a_name="log10 FDR(FT)", b_name="log10 FDR(LP-FT)"))
+                out.append(
+                    compare(
+                        "M5",
+                        page,
+                        f"{tag}: FDR(F) after FT > after LP-FT (log10)",
+                        f"{paper['ft']['FDR']:.3g} vs {paper['lp_ft']['FDR']:.3g}" if paper else "–",
+                        np.log10(_stat(study, dataset, "ft", "FDR", lp_C)),
+                        np.log10(_stat(study, dataset, "lp_ft", "FDR", lp_C)),
+                        a_name="log10 FDR(FT)",
+                        b_name="log10 FDR(LP-FT)",
+                    )
+                )
     return out
 
 
-def scaling_claims(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", page: str = "norms") -> list[Claim]:
+def scaling_claims(
+    study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", page: str = "norms"
+) -> list[Claim]:
     """M6: the feature change falls as the starting head norm grows; LP-FT below FT at the largest norm."""
     from scipy.stats import spearmanr
 
     out: list[Claim] = []
     scales = sorted(study.head_scales)
     if len(scales) < 3:
-        return [not_run("M6", page, f"{dataset.upper()}: Diff(F) falls as the head norm grows", "Figs. 3, 10, 11",
-                        "needs at least three head scales")]
+        return [
+            not_run(
+                "M6",
+                page,
+                f"{dataset.upper()}: Diff(F) falls as the head norm grows",
+                "Figs. 3, 10, 11",
+                "needs at least three head scales",
+            )
+        ]
     for method in methods:
         diffs = [_diff(study, dataset, method, lp_C, s) for s in scales]
         rho = float(spearmanr(scales, [d.mean() for d in diffs]).statistic)
-        claim = compare("M6", page, f"{dataset.upper()} {METHOD_LABELS[method]}: Diff(F) at head × {scales[0]:g} > "
-                        f"at head × {scales[-1]:g} (Spearman ρ over {len(scales)} scales = {rho:.2f})",
-                        "falls almost monotonically", diffs[0], diffs[-1], a_name=f"Diff(×{scales[0]:g})",
-                        b_name=f"Diff(×{scales[-1]:g})")
+        claim = compare(
+            "M6",
+            page,
+            f"{dataset.upper()} {METHOD_LABELS[method]}: Diff(F) at head × {scales[0]:g} > "
+            f"at head × {scales[-1]:g} (Spearman ρ over {len(scales)} scales = {rho:.2f})",
+            "falls almost monotonically",
+            diffs[0],
+            diffs[-1],
+            a_name=f"Diff(×{scales[0]:g})",
+            b_name=f"Diff(×{scales[-1]:g})",
+        )
         if claim.status == "holds" and rho > -0.5:
-            claim.status, claim.why = "does not hold", f"ends lower but not monotone: Spearman ρ = {rho:.2f} > −0.5"
+            claim.status, claim.why = (
+                "does not hold",
+                f"ends lower but not monotone: Spearman ρ = {rho:.2f} > −0.5",
+            )
         out.append(claim)
     if {"ft", "lp_ft"} <= set(methods):
         top = scales[-1]
-        out.append(compare("M6", page, f"{dataset.upper()}: at head × {top:g}, Diff(F) of FT > of LP-FT",
-                           "LP-FT below FT at large norms (CB an exception)", _diff(study, dataset, "ft", lp_C, top),
-                           _diff(study, dataset, "lp_ft", lp_C, top), a_name="FT", b_name="LP-FT"))
+        out.append(
+            compare(
+                "M6",
+                page,
+                f"{dataset.upper()}: at head × {top:g}, Diff(F) of FT > of LP-FT",
+                "LP-FT below FT at large norms (CB an exception)",
+                _diff(study, dataset, "ft", lp_C, top),
+                _diff(study, dataset, "lp_ft", lp_C, top),
+                a_name="FT",
+                b_name="LP-FT",
+            )
+        )
     return out
 
 
@@ -136,11 +236,16 @@ def corollary_claim(experiment, page: str = "norms", tol: float = 1e-10) -> Clai
     """Corollary 4.3 on the linear model: zero feature change off the training span, non-zero inside it."""
     off, inside = experiment.orthogonal_change.max(), experiment.in_span_change.min()
     ok = off < tol < inside
-    return Claim("Cor4.3", page, f"Linear model, {experiment.optimizer}: features of inputs ⊥ the training span "
-                 f"do not change (tolerance {tol:g})", "exactly 0",
-                 f"max change off the span {off:.1e}; min change inside it {inside:.2g}",
-                 "holds" if ok else "does not hold",
-                 "float64, full-batch updates" if ok else "the off-span change exceeds the tolerance or nothing moved")
+    return Claim(
+        "Cor4.3",
+        page,
+        f"Linear model, {experiment.optimizer}: features of inputs ⊥ the training span "
+        f"do not change (tolerance {tol:g})",
+        "exactly 0",
+        f"max change off the span {off:.1e}; min change inside it {inside:.2g}",
+        "holds" if ok else "does not hold",
+        "float64, full-batch updates" if ok else "the off-span change exceeds the tolerance or nothing moved",
+    )
 
 
 def _calibration_noise(study: Study, dataset: str, methods, key: str, lp_C) -> float:
@@ -168,24 +273,60 @@ def calibration_claims(study: Study, page: str = "calibration") -> list[Claim]:
         for lp_C in study.lp_Cs:
             tag = f"{dataset.upper()}, LP {lp_label(lp_C)}"
             mce = {m: calibration_values(study, dataset, m, "mce", lp_C) for m in four}
-            out.append(compare("C1", page, f"{tag}: before TS, MCE(LP-FT) > MCE(FT)",
-                               f"{paper['mce']['lp_ft'][0]} vs {paper['mce']['ft'][0]}" if paper else "–",
-                               mce["lp_ft"], mce["ft"], a_name="LP-FT", b_name="FT",
-                               noise=_calibration_noise(study, dataset, ("ft", "lp_ft"), "mce", lp_C)))
+            out.append(
+                compare(
+                    "C1",
+                    page,
+                    f"{tag}: before TS, MCE(LP-FT) > MCE(FT)",
+                    f"{paper['mce']['lp_ft'][0]} vs {paper['mce']['ft'][0]}" if paper else "–",
+                    mce["lp_ft"],
+                    mce["ft"],
+                    a_name="LP-FT",
+                    b_name="FT",
+                    noise=_calibration_noise(study, dataset, ("ft", "lp_ft"), "mce", lp_C),
+                )
+            )
             for metric in ("ece", "mce"):
-                imp = {m: calibration_values(study, dataset, m, metric, lp_C)
-                       - calibration_values(study, dataset, m, f"{metric}_ts", lp_C) for m in four}
+                imp = {
+                    m: calibration_values(study, dataset, m, metric, lp_C)
+                    - calibration_values(study, dataset, m, f"{metric}_ts", lp_C)
+                    for m in four
+                }
                 best_other = max((m for m in four if m != "lp_ft"), key=lambda m: imp[m].mean())
-                p = (f"Imp. LP-FT {paper[metric]['lp_ft'][2]} vs best other "
-                     f"{max(v[2] for k, v in paper[metric].items() if k != 'lp_ft')}") if paper else "–"
-                out.append(compare("C2", page, f"{tag}: TS improves {metric.upper()} of LP-FT the most of the four "
-                                   f"(vs {METHOD_LABELS[best_other]})", p, imp["lp_ft"], imp[best_other],
-                                   a_name="Imp(LP-FT)", b_name=f"Imp({METHOD_LABELS[best_other]})"))
+                p = (
+                    (
+                        f"Imp. LP-FT {paper[metric]['lp_ft'][2]} vs best other "
+                        f"{max(v[2] for k, v in paper[metric].items() if k != 'lp_ft')}"
+                    )
+                    if paper
+                    else "–"
+                )
+                out.append(
+                    compare(
+                        "C2",
+                        page,
+                        f"{tag}: TS improves {metric.upper()} of LP-FT the most of the four "
+                        f"(vs {METHOD_LABELS[best_other]})",
+                        p,
+                        imp["lp_ft"],
+                        imp[best_other],
+                        a_name="Imp(LP-FT)",
+                        b_name=f"Imp({METHOD_LABELS[best_other]})",
+                    )
+                )
             after = {m: calibration_values(study, dataset, m, "mce_ts", lp_C) for m in ("ft", "lp_ft")}
             noise = _calibration_noise(study, dataset, ("ft", "lp_ft"), "mce_ts", lp_C)
-            claim = compare("C2", page, f"{tag}: after TS, MCE(LP-FT) comparable to or below MCE(FT)",
-                            f"{paper['mce']['lp_ft'][1]} vs {paper['mce']['ft'][1]}" if paper else "–",
-                            after["ft"], after["lp_ft"], a_name="FT", b_name="LP-FT", noise=noise)
+            claim = compare(
+                "C2",
+                page,
+                f"{tag}: after TS, MCE(LP-FT) comparable to or below MCE(FT)",
+                f"{paper['mce']['lp_ft'][1]} vs {paper['mce']['ft'][1]}" if paper else "–",
+                after["ft"],
+                after["lp_ft"],
+                a_name="FT",
+                b_name="LP-FT",
+                noise=noise,
+            )
             if claim.status == "inconclusive":  # equal within the noise is what "comparable" means
                 claim.status, claim.why = "holds", "comparable: " + claim.why
             out.append(claim)
@@ -212,45 +353,104 @@ def ntk_claims(results: dict, dataset: str, page: str = "ntk") -> list[Claim]:
     first = next(iter(results.values()))
     n = first.parts.n_train
     p_ref = first.parts.p_scalar[:n, :n]
-    worst = max(np.abs(r.parts.p_scalar[:n, :n] - p_ref).max() / np.abs(p_ref).max() for r in results.values())
-    out.append(Claim("K1", page, f"{tag}: P is identical under every setting (relative tolerance 1e-5)", "identical",
-                     f"largest relative difference {worst:.1e}", "holds" if worst < 1e-5 else "does not hold",
-                     "P depends only on the pre-trained features"))
+    worst = max(
+        np.abs(r.parts.p_scalar[:n, :n] - p_ref).max() / np.abs(p_ref).max() for r in results.values()
+    )
+    out.append(
+        Claim(
+            "K1",
+            page,
+            f"{tag}: P is identical under every setting (relative tolerance 1e-5)",
+            "identical",
+            f"largest relative difference {worst:.1e}",
+            "holds" if worst < 1e-5 else "does not hold",
+            "P depends only on the pre-trained features",
+        )
+    )
     if "ft" in by_setting and "lp_ft" in by_setting:
         ft = by_setting["ft"][0][1]
         for label, lpft in by_setting["lp_ft"]:
             r_lp, r_ft = lpft.ft_ratio(), ft.ft_ratio()
-            out.append(Claim("K2", page, f"{tag}: FT ratio of {label} ≈ 1 (≥ 0.9)",
-                             _paper_cell(paper, ("lp_ft", "F"), 4), f"{r_lp:.4f}",
-                             "holds" if r_lp >= 0.9 else "does not hold",
-                             "F dominates the NTK" if r_lp >= 0.9 else "P still carries a large share of the update"))
-            out.append(compare("K2", page, f"{tag}: FT ratio of {label} > of FT",
-                               f"{_paper_cell(paper, ('lp_ft', 'F'), 4)} vs {_paper_cell(paper, ('ft', 'F'), 4)}",
-                               [r_lp], [r_ft], a_name=label, b_name="FT"))
+            out.append(
+                Claim(
+                    "K2",
+                    page,
+                    f"{tag}: FT ratio of {label} ≈ 1 (≥ 0.9)",
+                    _paper_cell(paper, ("lp_ft", "F"), 4),
+                    f"{r_lp:.4f}",
+                    "holds" if r_lp >= 0.9 else "does not hold",
+                    "F dominates the NTK" if r_lp >= 0.9 else "P still carries a large share of the update",
+                )
+            )
+            out.append(
+                compare(
+                    "K2",
+                    page,
+                    f"{tag}: FT ratio of {label} > of FT",
+                    f"{_paper_cell(paper, ('lp_ft', 'F'), 4)} vs {_paper_cell(paper, ('ft', 'F'), 4)}",
+                    [r_lp],
+                    [r_ft],
+                    a_name=label,
+                    b_name="FT",
+                )
+            )
             fn_lp, fn_ft = lpft.statistics("F")["fn"], ft.statistics("F")["fn"]
-            out.append(compare("K3", page, f"{tag}: FN(F) under {label} ≫ (≥ 10 ×) under FT",
-                               f"{_paper_cell(paper, ('lp_ft', 'F'), 1, '.3g')} vs {_paper_cell(paper, ('ft', 'F'), 1, '.3g')}",
-                               [fn_lp], [fn_ft], factor=10, a_name=label, b_name="FT"))
+            out.append(
+                compare(
+                    "K3",
+                    page,
+                    f"{tag}: FN(F) under {label} ≫ (≥ 10 ×) under FT",
+                    f"{_paper_cell(paper, ('lp_ft', 'F'), 1, '.3g')} vs {_paper_cell(paper, ('ft', 'F'), 1, '.3g')}",
+                    [fn_lp],
+                    [fn_ft],
+                    factor=10,
+                    a_name=label,
+                    b_name="FT",
+                )
+            )
     if "ft" in by_setting and "lora" in by_setting:
         ft, lora = by_setting["ft"][0][1], by_setting["lora"][0][1]
-        out.append(compare("K2", page, f"{tag}: FT ratio of FT > of LoRA",
-                           f"{_paper_cell(paper, ('ft', 'F'), 4)} vs {_paper_cell(paper, ('lora', 'F'), 4)}",
-                           [ft.ft_ratio()], [lora.ft_ratio()], a_name="FT", b_name="LoRA"))
+        out.append(
+            compare(
+                "K2",
+                page,
+                f"{tag}: FT ratio of FT > of LoRA",
+                f"{_paper_cell(paper, ('ft', 'F'), 4)} vs {_paper_cell(paper, ('lora', 'F'), 4)}",
+                [ft.ft_ratio()],
+                [lora.ft_ratio()],
+                a_name="FT",
+                b_name="LoRA",
+            )
+        )
         s_ft, s_lora = normalised_spectrum(ft.blocks("F")[0]), normalised_spectrum(lora.blocks("F")[0])
         keep = (s_ft > 1e-6) & (s_lora > 1e-6)
         gap = float(np.mean(np.abs(np.log10(s_ft[keep]) - np.log10(s_lora[keep])))) if keep.any() else np.inf
-        out.append(Claim("K5", page, f"{tag}: normalised spectra of F under LoRA and FT match "
-                         "(mean |Δ log10| < 0.3 where both > 1e-6)", "nearly coincide (Fig. 2)",
-                         f"mean |Δ log10 σ| = {gap:.2f} over {int(keep.sum())} values",
-                         "holds" if gap < 0.3 else "does not hold", "shape of the spectrum, not its scale"))
+        out.append(
+            Claim(
+                "K5",
+                page,
+                f"{tag}: normalised spectra of F under LoRA and FT match "
+                "(mean |Δ log10| < 0.3 where both > 1e-6)",
+                "nearly coincide (Fig. 2)",
+                f"mean |Δ log10 σ| = {gap:.2f} over {int(keep.sum())} values",
+                "holds" if gap < 0.3 else "does not hold",
+                "shape of the spectrum, not its scale",
+            )
+        )
     rank_p = first.statistics("P")["rank_fp32"]
     rank_f = max(r.statistics("F")["rank_fp32"] for r in results.values())
     size = n * first.C
-    out.append(Claim("K4", page, f"{tag}: Pre-train E has low rank (< 1/4 of its size) and below FT E's",
-                     f"{_paper_cell(paper, ('pretrained', 'P'), 0)} of {250 * first.C}",
-                     f"rank(P) = {rank_p} of {size}; largest rank(F) = {rank_f}",
-                     "holds" if rank_p < size / 4 and rank_p < rank_f else "does not hold",
-                     "float32 numerical rank, numpy's default tolerance"))
+    out.append(
+        Claim(
+            "K4",
+            page,
+            f"{tag}: Pre-train E has low rank (< 1/4 of its size) and below FT E's",
+            f"{_paper_cell(paper, ('pretrained', 'P'), 0)} of {250 * first.C}",
+            f"rank(P) = {rank_p} of {size}; largest rank(F) = {rank_f}",
+            "holds" if rank_p < size / 4 and rank_p < rank_f else "does not hold",
+            "float32 numerical rank, numpy's default tolerance",
+        )
+    )
     return out
 
 
@@ -263,18 +463,34 @@ def lora_claims(study: Study, kernels: dict, scales: dict, page: str = "lora") -
         out += [c for c in ntk_claims(results, dataset, page) if c.id in ("K1", "K5")]
         for s in scales.get(dataset, []):
             ratio = s["fitted"] / s["predicted"]
-            out.append(Claim("K5", page, f"{dataset.upper()}: F^LoRA ≈ σ²r(α/r)² F^FT over query/value "
-                             f"(r = {s['r']}, α = {s['alpha']:g}; fitted within ×2 of predicted)",
-                             "σ²r (Prop. 4.4, linear model)",
-                             f"fitted {s['fitted']:.3g}, predicted {s['predicted']:.3g} (ratio {ratio:.2f}); "
-                             f"residual {s['relative_residual']:.2f}",
-                             "holds" if 0.5 <= ratio <= 2 else "does not hold",
-                             "Johnson–Lindenstrauss: ⟨Ah, Ah'⟩ ≈ σ² r ⟨h, h'⟩ for r-dim random A"))
+            out.append(
+                Claim(
+                    "K5",
+                    page,
+                    f"{dataset.upper()}: F^LoRA ≈ σ²r(α/r)² F^FT over query/value "
+                    f"(r = {s['r']}, α = {s['alpha']:g}; fitted within ×2 of predicted)",
+                    "σ²r (Prop. 4.4, linear model)",
+                    f"fitted {s['fitted']:.3g}, predicted {s['predicted']:.3g} (ratio {ratio:.2f}); "
+                    f"residual {s['relative_residual']:.2f}",
+                    "holds" if 0.5 <= ratio <= 2 else "does not hold",
+                    "Johnson–Lindenstrauss: ⟨Ah, Ah'⟩ ≈ σ² r ⟨h, h'⟩ for r-dim random A",
+                )
+            )
     return out
 
 
-def accuracy_compare(claim_id: str, page: str, statement: str, paper: str, study: Study, dataset: str,
-                     a_method: str, b_method: str, metric: str = "test.accuracy", lp_C="cv") -> Claim:
+def accuracy_compare(
+    claim_id: str,
+    page: str,
+    statement: str,
+    paper: str,
+    study: Study,
+    dataset: str,
+    a_method: str,
+    b_method: str,
+    metric: str = "test.accuracy",
+    lp_C="cv",
+) -> Claim:
     """mean acc(a) > mean acc(b)? Noise: seed spread and the binomial standard error of each accuracy."""
     a = study.values(dataset, a_method, metric, lp_C)
     b = study.values(dataset, b_method, metric, lp_C)
@@ -282,8 +498,17 @@ def accuracy_compare(claim_id: str, page: str, statement: str, paper: str, study
     se = [np.sqrt(v.mean() * (1 - v.mean()) / n) for v in (a, b)]
     spread = [v.std(ddof=1) if len(v) > 1 else 0.0 for v in (a, b)]
     noise = float(np.sqrt(np.sum(np.square(se + spread))))
-    return compare(claim_id, page, statement, paper, 100 * a, 100 * b, a_name=METHOD_LABELS[a_method],
-                   b_name=METHOD_LABELS[b_method], noise=100 * noise)
+    return compare(
+        claim_id,
+        page,
+        statement,
+        paper,
+        100 * a,
+        100 * b,
+        a_name=METHOD_LABELS[a_method],
+        b_name=METHOD_LABELS[b_method],
+        noise=100 * noise,
+    )
 
 
 def accuracy_claims(study: Study, page: str) -> list[Claim]:
@@ -293,9 +518,19 @@ def accuracy_claims(study: Study, page: str) -> list[Claim]:
     for dataset in study.datasets:
         if {"ft", "lp_ft"} <= set(study.methods) and dataset in TABLE8_ACCURACY:
             p = TABLE8_ACCURACY[dataset]
-            out.append(accuracy_compare("A1", page, f"{dataset.upper()}: test accuracy LP-FT > FT "
-                                        f"(LP {lp_label(study.lp_Cs[0])})", f"{p['lp_ft'][0]} vs {p['ft'][0]}",
-                                        study, dataset, "lp_ft", "ft", lp_C=study.lp_Cs[0]))
+            out.append(
+                accuracy_compare(
+                    "A1",
+                    page,
+                    f"{dataset.upper()}: test accuracy LP-FT > FT (LP {lp_label(study.lp_Cs[0])})",
+                    f"{p['lp_ft'][0]} vs {p['ft'][0]}",
+                    study,
+                    dataset,
+                    "lp_ft",
+                    "ft",
+                    lp_C=study.lp_Cs[0],
+                )
+            )
     return out
 
 
@@ -313,22 +548,71 @@ def boss_claims(study: Study, page: str = "boss_ood") -> list[Claim]:
         metric = "test.accuracy" if split == "test" else f"ood.{split}.accuracy"
         p = f"{TABLE10_BOSS['lp_ft'][name][0]} vs {TABLE10_BOSS['ft'][name][0]}"
         if name == "semeval":  # the paper's own caveat: not an LP-FT win
-            out.append(accuracy_compare("A2", page, "SemEval (OOD): FT ≥ LP-FT, the paper's caveat", p, study,
-                                        "amazon", "ft", "lp_ft", metric, lp_C))
+            out.append(
+                accuracy_compare(
+                    "A2",
+                    page,
+                    "SemEval (OOD): FT ≥ LP-FT, the paper's caveat",
+                    p,
+                    study,
+                    "amazon",
+                    "ft",
+                    "lp_ft",
+                    metric,
+                    lp_C,
+                )
+            )
         else:
-            out.append(accuracy_compare("A2", page, f"{name} ({'ID' if split == 'test' else 'OOD'}): accuracy LP-FT > FT",
-                                        p, study, "amazon", "lp_ft", "ft", metric, lp_C))
+            out.append(
+                accuracy_compare(
+                    "A2",
+                    page,
+                    f"{name} ({'ID' if split == 'test' else 'OOD'}): accuracy LP-FT > FT",
+                    p,
+                    study,
+                    "amazon",
+                    "lp_ft",
+                    "ft",
+                    metric,
+                    lp_C,
+                )
+            )
         diff = {m: _diff(study, "amazon", m, lp_C, split=split) for m in ("ft", "lp_ft")}
-        out.append(compare("M3", page, f"{name}: Diff(F) FT > LP-FT",
-                           f"{TABLE11_BOSS[name]['ft'][1]} vs {TABLE11_BOSS[name]['lp_ft'][1]}", diff["ft"], diff["lp_ft"],
-                           a_name="FT", b_name="LP-FT"))
+        out.append(
+            compare(
+                "M3",
+                page,
+                f"{name}: Diff(F) FT > LP-FT",
+                f"{TABLE11_BOSS[name]['ft'][1]} vs {TABLE11_BOSS[name]['lp_ft'][1]}",
+                diff["ft"],
+                diff["lp_ft"],
+                a_name="FT",
+                b_name="LP-FT",
+            )
+        )
     # ours compared on a log10 scale (FDR spans orders of magnitude); the paper's Table 11 values as printed
-    fdr = {(m, s): np.log10(_stat(study, "amazon", m, "FDR", lp_C, split=s)) for m in ("ft", "lp_ft")
-           for s in ("test", "dynasent")}
-    paper_fdr = {(m, s): TABLE11_BOSS[names.get(s, s)][m][2] for m in ("ft", "lp_ft") for s in ("test", "dynasent")}
-    for split, first, second, where in (("dynasent", "lp_ft", "ft", "DynaSent (OOD)"), ("test", "ft", "lp_ft", "Amazon (ID)")):
-        out.append(compare("X1", page, f"{where}: FDR(F) {METHOD_LABELS[first]} > {METHOD_LABELS[second]} "
-                           "(ours in log10)", f"{paper_fdr[(first, split)]:.2f} vs {paper_fdr[(second, split)]:.2f}",
-                           fdr[(first, split)], fdr[(second, split)], a_name=METHOD_LABELS[first],
-                           b_name=METHOD_LABELS[second]))
+    fdr = {
+        (m, s): np.log10(_stat(study, "amazon", m, "FDR", lp_C, split=s))
+        for m in ("ft", "lp_ft")
+        for s in ("test", "dynasent")
+    }
+    paper_fdr = {
+        (m, s): TABLE11_BOSS[names.get(s, s)][m][2] for m in ("ft", "lp_ft") for s in ("test", "dynasent")
+    }
+    for split, first, second, where in (
+        ("dynasent", "lp_ft", "ft", "DynaSent (OOD)"),
+        ("test", "ft", "lp_ft", "Amazon (ID)"),
+    ):
+        out.append(
+            compare(
+                "X1",
+                page,
+                f"{where}: FDR(F) {METHOD_LABELS[first]} > {METHOD_LABELS[second]} (ours in log10)",
+                f"{paper_fdr[(first, split)]:.2f} vs {paper_fdr[(second, split)]:.2f}",
+                fdr[(first, split)],
+                fdr[(second, split)],
+                a_name=METHOD_LABELS[first],
+                b_name=METHOD_LABELS[second],
+            )
+        )
     return out

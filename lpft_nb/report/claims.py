@@ -22,7 +22,7 @@ STATUSES = ("holds", "does not hold", "inconclusive", "not run")
 
 @dataclass
 class Claim:
-    """One check: claim id (paper-facts.md §6), page, statement, paper value, our value, status, reason."""
+    """One check: claim id (`paper.CHECKLIST`), page, statement, paper value, our value, status, reason."""
 
     id: str
     page: str
@@ -37,8 +37,19 @@ class Claim:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
 
 
-def compare(claim_id: str, page: str, statement: str, paper: str, a, b, *, factor: float = 1.0,
-            a_name: str = "A", b_name: str = "B", noise: float | None = None) -> Claim:
+def compare(
+    claim_id: str,
+    page: str,
+    statement: str,
+    paper: str,
+    a,
+    b,
+    *,
+    factor: float = 1.0,
+    a_name: str = "A",
+    b_name: str = "B",
+    noise: float | None = None,
+) -> Claim:
     """Check mean(a) > factor · mean(b), where a and b are per-seed values.
 
     The margin mean(a) − factor·mean(b) is compared with the noise: by default the seed spread,
@@ -59,15 +70,26 @@ def compare(claim_id: str, page: str, statement: str, paper: str, a, b, *, facto
     return Claim(claim_id, page, statement, paper, ours, status, why)
 
 
-def within_factor(claim_id: str, page: str, statement: str, paper: str, values, reference: float,
-                  factor: float, name: str = "value") -> Claim:
+def within_factor(
+    claim_id: str,
+    page: str,
+    statement: str,
+    paper: str,
+    values,
+    reference: float,
+    factor: float,
+    name: str = "value",
+) -> Claim:
     """Check reference/factor ≤ every per-seed value ≤ factor·reference."""
     arr = np.atleast_1d(np.asarray(values, dtype=float))
     lo, hi = reference / factor, reference * factor
     ok = bool(np.all((arr >= lo) & (arr <= hi)))
     ours = f"{name} = {fmt(arr)}; reference {reference:.3g}"
-    why = (f"all values within [{lo:.3g}, {hi:.3g}]" if ok
-           else f"values {arr.min():.3g}…{arr.max():.3g} leave [{lo:.3g}, {hi:.3g}]")
+    why = (
+        f"all values within [{lo:.3g}, {hi:.3g}]"
+        if ok
+        else f"values {arr.min():.3g}…{arr.max():.3g} leave [{lo:.3g}, {hi:.3g}]"
+    )
     return Claim(claim_id, page, statement, paper, ours, "holds" if ok else "does not hold", why)
 
 
@@ -83,7 +105,8 @@ def claims_html(claims: list[Claim]) -> str:
     for c in claims:
         colour = _COLOURS[c.status]
         rows.append(
-            "<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in (c.id, c.statement, c.paper, c.ours))
+            "<tr>"
+            + "".join(f"<td>{html.escape(x)}</td>" for x in (c.id, c.statement, c.paper, c.ours))
             + f'<td style="color:{colour};font-weight:bold">{c.status}</td><td>{html.escape(c.why)}</td></tr>'
         )
     head = "".join(f"<th>{h}</th>" for h in ("id", "claim", "paper", "ours", "status", "why"))
@@ -95,8 +118,10 @@ def show_claims(claims: list[Claim]) -> None:
     from IPython.display import display
 
     records = [asdict(c) for c in claims]
-    display({"text/html": claims_html(claims), CLAIMS_MIME: records,
-             "text/plain": json.dumps(records, indent=1)}, raw=True)
+    display(
+        {"text/html": claims_html(claims), CLAIMS_MIME: records, "text/plain": json.dumps(records, indent=1)},
+        raw=True,
+    )
 
 
 def claims_from_notebook(path) -> list[dict]:
@@ -124,8 +149,17 @@ def gather_table(executed_dir, pages: list[str], checklist: dict[str, str], not_
         if path.is_file():
             records += claims_from_notebook(path)
         else:
-            records.append(asdict(not_run("–", page, f"the page {page!r} was not executed in this build", "–",
-                                          f"no executed notebook at {path}")))
+            records.append(
+                asdict(
+                    not_run(
+                        "–",
+                        page,
+                        f"the page {page!r} was not executed in this build",
+                        "–",
+                        f"no executed notebook at {path}",
+                    )
+                )
+            )
     checked = {r["id"] for r in records}
     for claim_id, statement in checklist.items():
         if claim_id not in checked:
@@ -151,10 +185,20 @@ def claims_page_html(table) -> str:
     for _, r in table.iterrows():
         page = r["page"]
         link = f'<a href="{html.escape(page)}.html">{html.escape(page)}</a>' if page not in ("–", "") else "–"
-        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in (
-            html.escape(r["id"]), link, html.escape(r["statement"]),
-            html.escape(str(r["paper"])), html.escape(str(r["ours"])))) +
-            f'<td style="color:{_COLOURS[r["status"]]};font-weight:bold">{r["status"]}</td>'
-            f"<td>{html.escape(str(r['why']))}</td></tr>")
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{x}</td>"
+                for x in (
+                    html.escape(r["id"]),
+                    link,
+                    html.escape(r["statement"]),
+                    html.escape(str(r["paper"])),
+                    html.escape(str(r["ours"])),
+                )
+            )
+            + f'<td style="color:{_COLOURS[r["status"]]};font-weight:bold">{r["status"]}</td>'
+            f"<td>{html.escape(str(r['why']))}</td></tr>"
+        )
     head = "".join(f"<th>{h}</th>" for h in ("id", "page", "check", "paper", "ours", "status", "why"))
     return f'<table class="lpft-claims"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

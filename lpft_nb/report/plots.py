@@ -15,8 +15,14 @@ from ..model.train import epoch_summary
 from ..paper import METHOD_LABELS, TABLE13_HEAD_NORM
 from ..runs.grid import Study
 
-COLORS = {"lp": "#8250df", "ft": "#0969da", "lora": "#1a7f37", "lp_ft": "#cf222e", "lp_lora": "#bf8700",
-          "pretrained": "#57606a"}
+COLORS = {
+    "lp": "#8250df",
+    "ft": "#0969da",
+    "lora": "#1a7f37",
+    "lp_ft": "#cf222e",
+    "lp_lora": "#bf8700",
+    "pretrained": "#57606a",
+}
 LP_C_STYLES = ["-", "--", ":", "-."]
 
 
@@ -27,11 +33,22 @@ def lp_path_figure(study: Study, dataset: str, method: str = "lp_ft") -> plt.Fig
         path = study.get(dataset, method, lp_C)[0].history["lp_path"]
         x = np.maximum(path["iteration"], 0.8)  # iteration 0 (zero head) drawn at the left edge
         ax_norm.plot(x, path["weight_norm"], style, color=COLORS["lp"], marker=".", label=lp_label(lp_C))
-        ax_acc.plot(x, 100 * np.asarray(path["train_accuracy"]), style, color=COLORS["lp"], marker=".",
-                    label=lp_label(lp_C))
+        ax_acc.plot(
+            x,
+            100 * np.asarray(path["train_accuracy"]),
+            style,
+            color=COLORS["lp"],
+            marker=".",
+            label=lp_label(lp_C),
+        )
     if {"ft", "lora"} & set(study.methods):
-        ax_norm.axhline(study.random_init_norm(dataset), color=COLORS["pretrained"], lw=1, ls=":",
-                        label="random init (FT start)")
+        ax_norm.axhline(
+            study.random_init_norm(dataset),
+            color=COLORS["pretrained"],
+            lw=1,
+            ls=":",
+            label="random init (FT start)",
+        )
     for ax in (ax_norm, ax_acc):
         ax.set_xscale("log")
         ax.set_xlabel("L-BFGS iterations of the LP fit")
@@ -39,21 +56,31 @@ def lp_path_figure(study: Study, dataset: str, method: str = "lp_ft") -> plt.Fig
     ax_norm.set_yscale("log")
     ax_norm.set_ylabel("head norm ‖V‖_F")
     ax_acc.set_ylabel("training accuracy (%)")
-    finals = {lp_label(c): study.get(dataset, method, c)[0].history["lp_path"]["weight_norm"][-1] for c in study.lp_Cs}
-    fig.suptitle(f"{dataset.upper()}: LP head norm at convergence "
-                 + ", ".join(f"{v:.2g} ({k})" for k, v in finals.items()) + "; it starts from 0")
+    finals = {
+        lp_label(c): study.get(dataset, method, c)[0].history["lp_path"]["weight_norm"][-1]
+        for c in study.lp_Cs
+    }
+    fig.suptitle(
+        f"{dataset.upper()}: LP head norm at convergence "
+        + ", ".join(f"{v:.2g} ({k})" for k, v in finals.items())
+        + "; it starts from 0"
+    )
     fig.tight_layout()
     return fig
 
 
-def ft_curve_figure(study: Study, dataset: str, methods=("ft", "lora", "lp_ft", "lp_lora"), lp_C="cv") -> plt.Figure:
+def ft_curve_figure(
+    study: Study, dataset: str, methods=("ft", "lora", "lp_ft", "lp_lora"), lp_C="cv"
+) -> plt.Figure:
     """Fig. 1b / 4b–d: head norm and training accuracy per epoch of fine-tuning (mean, bars ± std over seeds)."""
     fig, (ax_norm, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
     for method in [m for m in methods if m in study.methods]:
         runs = study.get(dataset, method, lp_C)
         tables = [epoch_summary(r.history) for r in runs]
         epochs = np.concatenate([[0], tables[0]["epoch"].to_numpy()])
-        norms = np.array([np.concatenate([[r.metrics["head_norm_init"]], t["head_norm"]]) for r, t in zip(runs, tables)])
+        norms = np.array(
+            [np.concatenate([[r.metrics["head_norm_init"]], t["head_norm"]]) for r, t in zip(runs, tables)]
+        )
         accs = 100 * np.array([t["train_accuracy"].to_numpy() for t in tables])
         label = METHOD_LABELS[method] + (f" ({lp_label(lp_C)})" if method.startswith("lp") else "")
         for ax, x, y in ((ax_norm, epochs, norms), (ax_acc, epochs[1:], accs)):
@@ -66,28 +93,44 @@ def ft_curve_figure(study: Study, dataset: str, methods=("ft", "lora", "lp_ft", 
         ax.set_xlabel("epoch of fine-tuning (0 = start)")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.legend(fontsize=8)
-    changes = [abs(r.metrics["head_norm_final"] / r.metrics["head_norm_init"] - 1)
-               for m in methods if m in study.methods for r in study.get(dataset, m, lp_C)]
-    fig.suptitle(f"{dataset.upper()}: during fine-tuning the head norm changes by at most {100 * max(changes):.1f}%")
+    changes = [
+        abs(r.metrics["head_norm_final"] / r.metrics["head_norm_init"] - 1)
+        for m in methods
+        if m in study.methods
+        for r in study.get(dataset, m, lp_C)
+    ]
+    fig.suptitle(
+        f"{dataset.upper()}: during fine-tuning the head norm changes by at most {100 * max(changes):.1f}%"
+    )
     fig.tight_layout()
     return fig
 
 
 def norm_bar_figure(study: Study, lp_C="cv") -> plt.Figure:
     """Fig. 1c / 4e: ‖V‖_F after training per method (bars: ours, mean ± std; diamonds: the paper)."""
-    cells = [("pretrained", "ft", "head_norm_init")] + [(m, m, "head_norm_final") for m in
-                                                        ("lp", "ft", "lora", "lp_ft", "lp_lora") if m in study.methods]
+    cells = [("pretrained", "ft", "head_norm_init")] + [
+        (m, m, "head_norm_final") for m in ("lp", "ft", "lora", "lp_ft", "lp_lora") if m in study.methods
+    ]
     fig, axes = plt.subplots(1, len(study.datasets), figsize=(5 * len(study.datasets), 3.8), squeeze=False)
     for ax, dataset in zip(axes[0], study.datasets):
         for i, (name, method, key) in enumerate(cells):
             vals = study.values(dataset, method, key, lp_C)
-            ax.bar(i, vals.mean(), yerr=vals.std(ddof=1) if len(vals) > 1 else 0, color=COLORS[name],
-                   capsize=3, label="ours (mean ± std)" if i == 0 else None)
+            ax.bar(
+                i,
+                vals.mean(),
+                yerr=vals.std(ddof=1) if len(vals) > 1 else 0,
+                color=COLORS[name],
+                capsize=3,
+                label="ours (mean ± std)" if i == 0 else None,
+            )
             paper = TABLE13_HEAD_NORM.get(dataset, {}).get(name)
             if paper is not None:
                 ax.plot(i, paper, "kD", ms=6, label="paper (RoBERTa)" if i == 0 else None)
-        ax.set_xticks(range(len(cells)), ["Pre-trained" if n == "pretrained" else METHOD_LABELS[n] for n, _, _ in cells],
-                      rotation=30)
+        ax.set_xticks(
+            range(len(cells)),
+            ["Pre-trained" if n == "pretrained" else METHOD_LABELS[n] for n, _, _ in cells],
+            rotation=30,
+        )
         ax.set_yscale("log")
         ax.set_ylabel("head norm ‖V‖_F after training")
         ax.set_title(f"{dataset.upper()} (LP: {lp_label(lp_C)})")
@@ -101,8 +144,12 @@ def regularization_figure(path: dict, chosen_C: float, init_norm: float, dataset
     fig, (ax_norm, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax_norm.loglog(path["C"], path["weight_norm"], "o-", color=COLORS["lp"], label="LP head ‖V‖_F")
     ax_norm.axhline(init_norm, color=COLORS["pretrained"], ls=":", label="random init ‖V‖_F")
-    ax_acc.semilogx(path["C"], 100 * np.asarray(path["train_accuracy"]), "o-", color=COLORS["lp"], label="train")
-    ax_acc.semilogx(path["C"], 100 * np.asarray(path["test_accuracy"]), "s--", color=COLORS["ft"], label="test")
+    ax_acc.semilogx(
+        path["C"], 100 * np.asarray(path["train_accuracy"]), "o-", color=COLORS["lp"], label="train"
+    )
+    ax_acc.semilogx(
+        path["C"], 100 * np.asarray(path["test_accuracy"]), "s--", color=COLORS["ft"], label="test"
+    )
     for ax in (ax_norm, ax_acc):
         ax.axvline(chosen_C, color="k", lw=1, label=f"chosen by 5-fold CV (C = {chosen_C:.2g})")
         ax.set_xlabel("inverse L2 regularisation C (multinomial scale)")
@@ -135,14 +182,22 @@ def mechanism_figure(path: dict, class_names, dataset: str) -> plt.Figure:
     ax_grad.set_ylabel("∂L/∂‖v_k‖ (eq. 3)")
     gap = float(np.nanmean(own[-1] - other[-1]))
     negative = int(np.sum(grad[-1] < 0))
-    fig.suptitle(f"{dataset.upper()}: at the end of the fit, own-class cosines exceed other-class ones by {gap:.2f} "
-                 f"on average, and ∂L/∂‖v_k‖ < 0 for {negative} of {grad.shape[1]} rows")
+    fig.suptitle(
+        f"{dataset.upper()}: at the end of the fit, own-class cosines exceed other-class ones by {gap:.2f} "
+        f"on average, and ∂L/∂‖v_k‖ < 0 for {negative} of {grad.shape[1]} rows"
+    )
     fig.tight_layout()
     return fig
 
 
-def scaling_figure(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", split: str = "test",
-                   title: str | None = None) -> plt.Figure:
+def scaling_figure(
+    study: Study,
+    dataset: str,
+    methods=("ft", "lp_ft"),
+    lp_C="cv",
+    split: str = "test",
+    title: str | None = None,
+) -> plt.Figure:
     """Figs. 3 / 11: feature change against the head norm at the start of FT (mean ± s.e. over seeds)."""
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -155,7 +210,9 @@ def scaling_figure(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv
             ys.append(diffs.mean())
             ses.append(diffs.std(ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else 0.0)
         xs, ys, ses = map(np.asarray, (xs, ys, ses))
-        label = METHOD_LABELS[method] + (f" ({lp_label(lp_C)})" if method.startswith("lp") else " (random head)")
+        label = METHOD_LABELS[method] + (
+            f" ({lp_label(lp_C)})" if method.startswith("lp") else " (random head)"
+        )
         ax.plot(xs, ys, "o-", color=COLORS[method], label=label)
         ax.fill_between(xs, ys - ses, ys + ses, color=COLORS[method], alpha=0.2)
         if 1.0 in study.head_scales:
@@ -176,14 +233,22 @@ def tsne_figure(run, class_names, title: str, seed: int = 0) -> plt.Figure:
 
     a = run.arrays
     labels = a["labels_test"]
-    before, after, head0, head1 = joint_tsne([a["features_before_test"], a["features_after_test"],
-                                              a["head_weight_init"], a["head_weight_final"]], seed=seed)
+    before, after, head0, head1 = joint_tsne(
+        [a["features_before_test"], a["features_after_test"], a["head_weight_init"], a["head_weight_final"]],
+        seed=seed,
+    )
     fig, ax = plt.subplots(figsize=(6.5, 5))
     markers = "o^sPD"
     for k, name in enumerate(class_names):
         color = plt.cm.tab10(k)
-        ax.scatter(*before[labels == k].T, marker=markers[k], facecolors="none", edgecolors=color, alpha=0.5,
-                   label=f"{name}: pre-trained φ")
+        ax.scatter(
+            *before[labels == k].T,
+            marker=markers[k],
+            facecolors="none",
+            edgecolors=color,
+            alpha=0.5,
+            label=f"{name}: pre-trained φ",
+        )
         ax.scatter(*after[labels == k].T, marker=markers[k], color=color, label=f"{name}: φ after training")
         ax.scatter(*head0[k], marker="X", s=160, color=color, edgecolors="k", alpha=0.5)
         ax.scatter(*head1[k], marker="*", s=320, color=color, edgecolors="k")
@@ -205,8 +270,10 @@ def tsne_figures(study: Study, methods, lp_Cs, seed: int = 0):
     dataset = "cb" if "cb" in study.datasets else study.datasets[0]
     for method in [m for m in ("ft", "lp_ft", "lora", "lp_lora") if m in methods]:
         lp_head = method in LP_HEAD_METHODS
-        for lp_C in (lp_Cs if lp_head else lp_Cs[:1]):
-            title = f"{dataset.upper()}: {METHOD_LABELS[method]}" + (f", LP {lp_label(lp_C)}" if lp_head else "")
+        for lp_C in lp_Cs if lp_head else lp_Cs[:1]:
+            title = f"{dataset.upper()}: {METHOD_LABELS[method]}" + (
+                f", LP {lp_label(lp_C)}" if lp_head else ""
+            )
             yield tsne_figure(study.get(dataset, method, lp_C)[0], class_names(dataset), title, seed=seed)
 
 
@@ -217,15 +284,25 @@ def reliability_figure(runs: dict, title: str) -> plt.Figure:
     for col, (label, run) in enumerate(runs.items()):
         z, y = run.arrays["logits_test"], run.arrays["labels_test"]
         cal = run_calibration(run)
-        for row, (logits, tag, ece, mce) in enumerate([(z, "before TS", cal["ece"], cal["mce"]),
-                                                        (z / cal["T"], f"after TS (T = {cal['T']:.2f})",
-                                                         cal["ece_ts"], cal["mce_ts"])]):
+        for row, (logits, tag, ece, mce) in enumerate(
+            [
+                (z, "before TS", cal["ece"], cal["mce"]),
+                (z / cal["T"], f"after TS (T = {cal['T']:.2f})", cal["ece_ts"], cal["mce_ts"]),
+            ]
+        ):
             ax = axes[row, col]
             bins = reliability_bins(softmax(logits), y)
             centres = (bins["edges"][:-1] + bins["edges"][1:]) / 2
             filled = bins["count"] > 0
-            ax.bar(centres[filled], bins["accuracy"][filled], width=1 / 15, edgecolor="k", color=COLORS["ft"],
-                   alpha=0.7, label="accuracy in bin")
+            ax.bar(
+                centres[filled],
+                bins["accuracy"][filled],
+                width=1 / 15,
+                edgecolor="k",
+                color=COLORS["ft"],
+                alpha=0.7,
+                label="accuracy in bin",
+            )
             ax.plot(centres[filled], bins["confidence"][filled], "r.", label="mean confidence in bin")
             ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
             for c, n in zip(centres[filled], bins["count"][filled]):
@@ -264,13 +341,18 @@ def spectra_figure(results: dict, dataset: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     first = next(iter(results.values()))
     p_train = first.blocks("P")[0]
-    ax.semilogy(normalised_spectrum(p_train), color=COLORS["pretrained"], lw=2, label="Pre-train E (P, all settings)")
+    ax.semilogy(
+        normalised_spectrum(p_train), color=COLORS["pretrained"], lw=2, label="Pre-train E (P, all settings)"
+    )
     for label, result in results.items():
         setting = result.spec.setting
         weak = setting.startswith("lp") and result.spec.lp_C != "cv"
-        ax.semilogy(normalised_spectrum(result.blocks("F")[0]), color=COLORS[setting],
-                    ls=(":" if weak else "--") if "lora" in setting else ("-." if weak else "-"),
-                    label=f"FT E (F) under {label}")
+        ax.semilogy(
+            normalised_spectrum(result.blocks("F")[0]),
+            color=COLORS[setting],
+            ls=(":" if weak else "--") if "lora" in setting else ("-." if weak else "-"),
+            label=f"FT E (F) under {label}",
+        )
     ax.set_xlabel("index of singular value (train × train kernel)")
     ax.set_ylabel("singular value / largest singular value")
     ax.set_ylim(1e-8, 1.5)
@@ -284,7 +366,6 @@ def heatmap_figure(results: dict, dataset: str, class_names) -> plt.Figure:
     """Figs. 8 / 9: nuclear norm of each C×C block, training samples grouped by class (log colour scale)."""
     from matplotlib.colors import LogNorm
 
-
     first = next(iter(results.values()))
     n = first.parts.n_train
     labels = first.parts.labels[:n]
@@ -294,7 +375,7 @@ def heatmap_figure(results: dict, dataset: str, class_names) -> plt.Figure:
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     bounds = np.cumsum(np.bincount(labels, minlength=len(class_names)))[:-1] - 0.5
     for ax, (title, K4) in zip(axes.ravel(), panels):
@@ -319,8 +400,14 @@ def linearization_figure(checks: dict, dataset: str) -> plt.Figure:
     lim = 0.0
     for setting, c in checks.items():
         p, m = c["predicted"].ravel(), c["measured"].ravel()
-        ax.scatter(p, m, s=12, color=COLORS[setting], alpha=0.7,
-                   label=f"{METHOD_LABELS[setting]} (η = {c['lr']:.2g}; rel. error {c['relative_error']:.2f})")
+        ax.scatter(
+            p,
+            m,
+            s=12,
+            color=COLORS[setting],
+            alpha=0.7,
+            label=f"{METHOD_LABELS[setting]} (η = {c['lr']:.2g}; rel. error {c['relative_error']:.2f})",
+        )
         lim = max(lim, np.abs(p).max(), np.abs(m).max())
     ax.plot([-lim, lim], [-lim, lim], "k--", lw=1, label="measured = predicted")
     ax.set_xlabel("logit change predicted by η/N Σ_i Θ(x, x_i) δ_i")
@@ -336,7 +423,9 @@ def rank_sweep_figure(sweep: list[dict], dataset: str) -> plt.Figure:
     change against r."""
     fig, (ax_k, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
     r = np.array([s["r"] for s in sweep])
-    ax_k.loglog(r, [s["fitted"] for s in sweep], "o-", color=COLORS["lora"], label="fitted s* (F^LoRA vs F^FT_qv)")
+    ax_k.loglog(
+        r, [s["fitted"] for s in sweep], "o-", color=COLORS["lora"], label="fitted s* (F^LoRA vs F^FT_qv)"
+    )
     ax_k.loglog(r, [s["predicted"] for s in sweep], "k--", label="Prop. 4.4: σ² r")
     ax_k.set_xlabel("LoRA rank r (α = r)")
     ax_k.set_ylabel("scale of the FT-effective kernel")

@@ -34,9 +34,10 @@ from .format import fmt, mean_std
 def head_norm_table(study: Study, lp_C="cv") -> pd.DataFrame:
     """Paper Table 13: ‖V‖_F after training per method (ours mean ± std over seeds, paper beside)."""
     rows = []
-    for label, method, key in [("Pre-trained (random init)", "ft", "head_norm_init"),
-                               *[(METHOD_LABELS[m], m, "head_norm_final") for m in
-                                 ("lp", "ft", "lora", "lp_ft", "lp_lora")]]:
+    for label, method, key in [
+        ("Pre-trained (random init)", "ft", "head_norm_init"),
+        *[(METHOD_LABELS[m], m, "head_norm_final") for m in ("lp", "ft", "lora", "lp_ft", "lp_lora")],
+    ]:
         if method not in study.methods:
             continue
         row = {"method": label}
@@ -47,6 +48,7 @@ def head_norm_table(study: Study, lp_C="cv") -> pd.DataFrame:
             row[f"{dataset} paper"] = TABLE13_HEAD_NORM.get(dataset, {}).get(paper_key)
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
+
 
 def accuracy_table(study: Study, split: str = "test", lp_C="cv", with_paper: bool = False) -> pd.DataFrame:
     """Accuracy (%) per method and dataset, mean ± std over seeds; `with_paper` adds the paper's Table 8
@@ -63,25 +65,38 @@ def accuracy_table(study: Study, split: str = "test", lp_C="cv", with_paper: boo
         for dataset in study.datasets:
             paper = TABLE8_ACCURACY.get(dataset)
             table[f"{dataset} paper (Table 8)"] = [
-                "{:.2f} ± {:.2f}".format(*paper[m]) if paper else None for m in study.methods]
+                "{:.2f} ± {:.2f}".format(*paper[m]) if paper else None for m in study.methods
+            ]
     return table
 
 
 def data_table(study: Study) -> pd.DataFrame:
     """The examples each dataset's runs used, per split (from the first run of the grid)."""
     method, lp_C = study.methods[0], study.lp_Cs[0]
-    return pd.DataFrame([{"dataset": d, **row} for d in study.datasets
-                         for row in study.get(d, method, lp_C)[0].metrics["data"]]).set_index(["dataset", "split"])
+    return pd.DataFrame(
+        [
+            {"dataset": d, **row}
+            for d in study.datasets
+            for row in study.get(d, method, lp_C)[0].metrics["data"]
+        ]
+    ).set_index(["dataset", "split"])
 
 
 def anisotropy_table(study: Study) -> pd.DataFrame:
     """Mean pairwise cosine of the pre-trained test features per dataset, beside the paper's RoBERTa value."""
     method, lp_C = study.methods[0], study.lp_Cs[0]
-    return pd.DataFrame([{"dataset": d,
-                          "ours (pre-trained φ, test set)": mean_pairwise_cosine(
-                              study.get(d, method, lp_C)[0].arrays["features_before_test"]),
-                          "paper (RoBERTa-base)": ROBERTA_FEATURE_COSINE.get(d)}
-                         for d in study.datasets]).set_index("dataset")
+    return pd.DataFrame(
+        [
+            {
+                "dataset": d,
+                "ours (pre-trained φ, test set)": mean_pairwise_cosine(
+                    study.get(d, method, lp_C)[0].arrays["features_before_test"]
+                ),
+                "paper (RoBERTa-base)": ROBERTA_FEATURE_COSINE.get(d),
+            }
+            for d in study.datasets
+        ]
+    ).set_index("dataset")
 
 
 def feature_table(study: Study, dataset: str, lp_C="cv", split: str = "test") -> pd.DataFrame:
@@ -95,9 +110,15 @@ def feature_table(study: Study, dataset: str, lp_C="cv", split: str = "test") ->
     for name, unchanged, stats, norms in _feature_cells(study, dataset, methods, lp_C, split):
         paper = TABLE1.get(dataset, {}).get(name, {})
         row = {"method": "Pre-trained" if name == "pretrained" else METHOD_LABELS[name]}
-        for key, label in (("CS", "CS(F)"), ("Diff", "Diff(F)"), ("Diff_norm", "Diff of norms"),
-                           ("FDR", "FDR(F)")):
-            row[f"{label} ours"] = "–" if unchanged and key.startswith("Diff") else fmt([s[key] for s in stats])
+        for key, label in (
+            ("CS", "CS(F)"),
+            ("Diff", "Diff(F)"),
+            ("Diff_norm", "Diff of norms"),
+            ("FDR", "FDR(F)"),
+        ):
+            row[f"{label} ours"] = (
+                "–" if unchanged and key.startswith("Diff") else fmt([s[key] for s in stats])
+            )
             if key != "Diff_norm":
                 value = paper.get(key)
                 row[f"{label} paper"] = "–" if value is None else f"{value:.3g}"
@@ -105,6 +126,7 @@ def feature_table(study: Study, dataset: str, lp_C="cv", split: str = "test") ->
         row["Norm(C) paper"] = f"{paper['Norm']:.3g}" if "Norm" in paper else "–"
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
+
 
 def _feature_cells(study: Study, dataset: str, methods, lp_C, split: str):
     """The rows of Tables 1 and 11: first "pretrained" (the pre-trained features; the random head FT starts
@@ -115,8 +137,13 @@ def _feature_cells(study: Study, dataset: str, methods, lp_C, split: str):
         unchanged = name in ("pretrained", "lp")
         runs = study.get(dataset, method, lp_C)
         norm_key = "head_norm_init" if name == "pretrained" else "head_norm_final"
-        yield (name, unchanged, [feature_stats(r, split, before=unchanged) for r in runs],
-               [r.metrics[norm_key] for r in runs])
+        yield (
+            name,
+            unchanged,
+            [feature_stats(r, split, before=unchanged) for r in runs],
+            [r.metrics[norm_key] for r in runs],
+        )
+
 
 def feature_change_table(study: Study, lp_C="cv", split: str = "test") -> pd.DataFrame:
     """Paper Table 12: Diff(F) during the FT stage per method and dataset, ours beside the paper's."""
@@ -124,23 +151,36 @@ def feature_change_table(study: Study, lp_C="cv", split: str = "test") -> pd.Dat
     for method in [m for m in ("ft", "lora", "lp_ft", "lp_lora") if m in study.methods]:
         row = {"method": METHOD_LABELS[method]}
         for dataset in study.datasets:
-            row[f"{dataset} ours"] = fmt(study.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C))
+            row[f"{dataset} ours"] = fmt(
+                study.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C)
+            )
             paper = TABLE12_DIFF.get(dataset, {}).get(method)
             row[f"{dataset} paper"] = "–" if paper is None else f"{paper:.3g}"
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
 
-def scaling_table(study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", split: str = "test") -> pd.DataFrame:
+
+def scaling_table(
+    study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", split: str = "test"
+) -> pd.DataFrame:
     """Per method and head scale: starting head norm, feature change and test accuracy (mean ± std)."""
     rows = []
     for method in methods:
         for scale in sorted(study.head_scales):
             cell = (dataset, method)
-            rows.append({"method": METHOD_LABELS[method], "head × s": scale,
-                         "‖V‖ at start": fmt(study.values(*cell, "head_norm_init", lp_C, scale)),
-                         "Diff(F)": fmt(study.values(*cell, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)),
-                         "test accuracy": fmt(study.values(*cell, "test.accuracy", lp_C, scale))})
+            rows.append(
+                {
+                    "method": METHOD_LABELS[method],
+                    "head × s": scale,
+                    "‖V‖ at start": fmt(study.values(*cell, "head_norm_init", lp_C, scale)),
+                    "Diff(F)": fmt(
+                        study.values(*cell, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)
+                    ),
+                    "test accuracy": fmt(study.values(*cell, "test.accuracy", lp_C, scale)),
+                }
+            )
     return pd.DataFrame(rows).set_index(["method", "head × s"])
+
 
 def calibration_table(study: Study, dataset: str, lp_C="cv", calibrator: str = "ts") -> pd.DataFrame:
     """Paper Tables 3 / 14: ECE and MCE (%) without and with the calibrator, and the improvement.
@@ -155,38 +195,58 @@ def calibration_table(study: Study, dataset: str, lp_C="cv", calibrator: str = "
             cal = 100 * calibration_values(study, dataset, method, f"{metric}_{calibrator}", lp_C)
             ci = run_calibration_ci(study.get(dataset, method, lp_C)[0], metric)
             paper = TABLE14_CALIBRATION.get(dataset, {}).get(metric, {}).get(method)
-            rows.append({"metric": metric.upper(), "method": METHOD_LABELS[method],
-                         "w/o ours": fmt(raw, 3), "90% bootstrap (seed 1)": f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]",
-                         f"w/ {calibrator.upper()} ours": fmt(cal, 3), "Imp. ours": fmt(raw - cal, 3),
-                         "w/o paper": paper[0] if paper else None,
-                         f"w/ {calibrator.upper()} paper": paper[1] if paper and calibrator == "ts" else None,
-                         "Imp. paper": paper[2] if paper and calibrator == "ts" else None,
-                         "T (Adam / L-BFGS)": f"{fmt(calibration_values(study, dataset, method, 'T', lp_C))} / "
-                                              f"{fmt(calibration_values(study, dataset, method, 'T_lbfgs', lp_C))}"
-                         if calibrator == "ts" else None})
+            rows.append(
+                {
+                    "metric": metric.upper(),
+                    "method": METHOD_LABELS[method],
+                    "w/o ours": fmt(raw, 3),
+                    "90% bootstrap (seed 1)": f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]",
+                    f"w/ {calibrator.upper()} ours": fmt(cal, 3),
+                    "Imp. ours": fmt(raw - cal, 3),
+                    "w/o paper": paper[0] if paper else None,
+                    f"w/ {calibrator.upper()} paper": paper[1] if paper and calibrator == "ts" else None,
+                    "Imp. paper": paper[2] if paper and calibrator == "ts" else None,
+                    "T (Adam / L-BFGS)": f"{fmt(calibration_values(study, dataset, method, 'T', lp_C))} / "
+                    f"{fmt(calibration_values(study, dataset, method, 'T_lbfgs', lp_C))}"
+                    if calibrator == "ts"
+                    else None,
+                }
+            )
     table = pd.DataFrame(rows).set_index(["metric", "method"])
     return table.dropna(axis=1, how="all")
+
 
 def calibrated_accuracy_table(study: Study) -> pd.DataFrame:
     """Test accuracy (%) raw, after temperature scaling and after vector scaling, per run cell."""
     rows = []
     for dataset in study.datasets:
         for method in [m for m in ("ft", "lp_ft", "lora", "lp_lora") if m in study.methods]:
-            for lp_C in (study.lp_Cs if method in LP_HEAD_METHODS else ["cv"]):
+            for lp_C in study.lp_Cs if method in LP_HEAD_METHODS else ["cv"]:
+
                 def acc(key):
                     return fmt(100 * calibration_values(study, dataset, method, key, lp_C))  # noqa: B023
-                rows.append({"dataset": dataset, "method": METHOD_LABELS[method],
-                             "LP": lp_label(lp_C) if method in LP_HEAD_METHODS else "",
-                             "accuracy": acc("accuracy"), "after TS": acc("accuracy_ts"),
-                             "after vector scaling": acc("accuracy_vs")})
+
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "method": METHOD_LABELS[method],
+                        "LP": lp_label(lp_C) if method in LP_HEAD_METHODS else "",
+                        "accuracy": acc("accuracy"),
+                        "after TS": acc("accuracy_ts"),
+                        "after vector scaling": acc("accuracy_vs"),
+                    }
+                )
     return pd.DataFrame(rows).set_index(["dataset", "method", "LP"])
+
 
 def boss_accuracy_table(study: Study, metric: str = "accuracy", lp_C="cv") -> pd.DataFrame:
     """Paper Table 10: accuracy (or macro_f1) in % on the Amazon test set (ID) and each OOD set, mean ± std
     over seeds, the paper's accuracy beside, ★ on the best mean of each of our columns."""
     sets = {"amazon": "test", **{name: f"ood.{name}" for name in OOD_SETS["amazon"]}}
-    means = {name: {m: 100 * study.values("amazon", m, f"{key}.{metric}", lp_C).mean() for m in study.methods}
-             for name, key in sets.items()}
+    means = {
+        name: {m: 100 * study.values("amazon", m, f"{key}.{metric}", lp_C).mean() for m in study.methods}
+        for name, key in sets.items()
+    }
     rows = []
     for method in study.methods:
         row = {"method": METHOD_LABELS[method]}
@@ -199,6 +259,7 @@ def boss_accuracy_table(study: Study, metric: str = "accuracy", lp_C="cv") -> pd
                 row[f"{name} paper"] = f"{paper[0]:.2f} ± {paper[1]:.2f}" if paper else "–"
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
+
 
 def boss_feature_table(study: Study, split: str, lp_C="cv") -> pd.DataFrame:
     """Paper Table 11 for one BOSS set (`split` "test" is Amazon): CS, Diff, FDR; Norm(C) on Amazon."""
@@ -216,6 +277,7 @@ def boss_feature_table(study: Study, split: str, lp_C="cv") -> pd.DataFrame:
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
 
+
 def lp_choice_table(study: Study) -> pd.DataFrame:
     """For each LP regularisation: the C used and the LP head norm, per dataset."""
     rows = []
@@ -223,10 +285,15 @@ def lp_choice_table(study: Study) -> pd.DataFrame:
         for dataset in study.datasets:
             method = study.lp_method
             runs = study.get(dataset, method, lp_C)
-            rows.append({"LP regularisation": lp_label(lp_C), "dataset": dataset,
-                         "C used": fmt([r.metrics["lp"]["C"] for r in runs]),
-                         "LP train accuracy": fmt([r.metrics["lp"]["train_accuracy"] for r in runs]),
-                         "‖V‖_F after LP": fmt([r.metrics["lp"]["weight_norm"] for r in runs])})
+            rows.append(
+                {
+                    "LP regularisation": lp_label(lp_C),
+                    "dataset": dataset,
+                    "C used": fmt([r.metrics["lp"]["C"] for r in runs]),
+                    "LP train accuracy": fmt([r.metrics["lp"]["train_accuracy"] for r in runs]),
+                    "‖V‖_F after LP": fmt([r.metrics["lp"]["weight_norm"] for r in runs]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -242,14 +309,22 @@ def kernel_table(results: dict, dataset: str):
     def row(label, kernel, result, which, paper_key, ratio=None):
         st = result.statistics(which)
         ref = paper.get(paper_key)
-        rows.append({"method": label, "kernel": kernel, "rank (fp32 tol.)": st["rank_fp32"],
-                     "rank (fp64 tol.)": st["rank_fp64"], "FN": f"{st['fn']:.3g}",
-                     "acc train/test (per-logit)": f"{100 * st['per_logit_train']:.2f} / {100 * st['per_logit_test']:.2f}",
-                     "acc train/test (argmax)": f"{100 * st['argmax_train']:.2f} / {100 * st['argmax_test']:.2f}",
-                     "FT ratio": "" if ratio is None else f"{ratio:.4f}",
-                     "paper rank": ref[0] if ref else None, "paper FN": f"{ref[1]:.3g}" if ref else None,
-                     "paper acc (per-logit)": f"{ref[2]:.2f} / {ref[3]:.2f}" if ref else None,
-                     "paper FT ratio": "" if not ref or ref[4] is None else f"{ref[4]:.4f}"})
+        rows.append(
+            {
+                "method": label,
+                "kernel": kernel,
+                "rank (fp32 tol.)": st["rank_fp32"],
+                "rank (fp64 tol.)": st["rank_fp64"],
+                "FN": f"{st['fn']:.3g}",
+                "acc train/test (per-logit)": f"{100 * st['per_logit_train']:.2f} / {100 * st['per_logit_test']:.2f}",
+                "acc train/test (argmax)": f"{100 * st['argmax_train']:.2f} / {100 * st['argmax_test']:.2f}",
+                "FT ratio": "" if ratio is None else f"{ratio:.4f}",
+                "paper rank": ref[0] if ref else None,
+                "paper FN": f"{ref[1]:.3g}" if ref else None,
+                "paper acc (per-logit)": f"{ref[2]:.2f} / {ref[3]:.2f}" if ref else None,
+                "paper FT ratio": "" if not ref or ref[4] is None else f"{ref[4]:.4f}",
+            }
+        )
 
     first = next(iter(results.values()))
     row("–", "Pre-train E", first, "P", ("pretrained", "P"))
@@ -269,33 +344,58 @@ def lora_scale_table(kernels: dict, query_value: dict, lp_C, sigma2: float):
     rows, scales = [], {}
     for d in kernels:
         scales[d] = []
-        for lora_label, ft_label in (("LoRA", "FT"), (f"LP-LoRA ({lp_label(lp_C)})", f"LP-FT ({lp_label(lp_C)})")):
+        for lora_label, ft_label in (
+            ("LoRA", "FT"),
+            (f"LP-LoRA ({lp_label(lp_C)})", f"LP-FT ({lp_label(lp_C)})"),
+        ):
             if lora_label not in kernels[d] or ft_label not in query_value[d]:
                 continue
             s = lora_kernel_scale(kernels[d][lora_label], query_value[d][ft_label], sigma2)
             scales[d].append(s)
-            p_gap = np.abs(kernels[d][lora_label].parts.p_scalar - query_value[d][ft_label].parts.p_scalar).max()
-            rows.append({"dataset": d, "pair": f"{lora_label} vs {ft_label}", "max |P^LoRA − P^FT|": f"{p_gap:.1e}",
-                         "fitted scale s*": f"{s['fitted']:.3g}", "σ² r (α/r)²": f"{s['predicted']:.3g}",
-                         "s* / prediction": f"{s['fitted'] / s['predicted']:.2f}",
-                         "‖F^LoRA − s* F^FT_qv‖ / ‖F^LoRA‖": f"{s['relative_residual']:.2f}"})
+            p_gap = np.abs(
+                kernels[d][lora_label].parts.p_scalar - query_value[d][ft_label].parts.p_scalar
+            ).max()
+            rows.append(
+                {
+                    "dataset": d,
+                    "pair": f"{lora_label} vs {ft_label}",
+                    "max |P^LoRA − P^FT|": f"{p_gap:.1e}",
+                    "fitted scale s*": f"{s['fitted']:.3g}",
+                    "σ² r (α/r)²": f"{s['predicted']:.3g}",
+                    "s* / prediction": f"{s['fitted'] / s['predicted']:.2f}",
+                    "‖F^LoRA − s* F^FT_qv‖ / ‖F^LoRA‖": f"{s['relative_residual']:.2f}",
+                }
+            )
     return pd.DataFrame(rows).set_index(["dataset", "pair"]), scales
 
 
 def rank_sweep_table(sweep: list[dict]) -> pd.DataFrame:
     """The LoRA rank sweep (`analysis.lora.rank_sweep`), one row per rank: accuracy and Diff(F) over seeds,
     the fitted kernel scale s* and Prop. 4.4's σ² r."""
-    rows = [{"r": s["r"], "test accuracy (%)": fmt(s["accuracy"]), "Diff(F)": fmt(s["diff"]),
-             "fitted scale s*": s["fitted"], "σ² r": s["predicted"]} for s in sweep]
+    rows = [
+        {
+            "r": s["r"],
+            "test accuracy (%)": fmt(s["accuracy"]),
+            "Diff(F)": fmt(s["diff"]),
+            "fitted scale s*": s["fitted"],
+            "σ² r": s["predicted"],
+        }
+        for s in sweep
+    ]
     return pd.DataFrame(rows).set_index("r")
 
 
 def span_table(experiments: list[SpanExperiment]):
     """One row per experiment (optimizer): steps, training loss, largest feature change off the training span
     and smallest inside it."""
-    rows = [{"optimizer": e.optimizer, "steps": e.steps,
-             "train loss start → end": f"{e.initial_train_loss:.3f} → {e.final_train_loss:.3f}",
-             f"max ‖Δφ(x)‖, x ⊥ span ({len(e.orthogonal_change)} inputs)": f"{e.orthogonal_change.max():.2e}",
-             f"min ‖Δφ(x)‖, x in span ({len(e.in_span_change)} inputs)": f"{e.in_span_change.min():.2e}"}
-            for e in experiments]
+    rows = [
+        {
+            "optimizer": e.optimizer,
+            "steps": e.steps,
+            "train loss start → end": f"{e.initial_train_loss:.3f} → {e.final_train_loss:.3f}",
+            f"max ‖Δφ(x)‖, x ⊥ span ({len(e.orthogonal_change)} inputs)": f"{e.orthogonal_change.max():.2e}",
+            f"min ‖Δφ(x)‖, x in span ({len(e.in_span_change)} inputs)": f"{e.in_span_change.min():.2e}",
+        }
+        for e in experiments
+    ]
     return pd.DataFrame(rows).set_index("optimizer")

@@ -61,8 +61,9 @@ def _save(path: Path, value: dict) -> None:
         write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-def memoize(path: Path, compute: Callable[[], dict], required: Iterable[str] = (),
-            refresh: bool = False) -> tuple[dict, bool]:
+def memoize(
+    path: Path, compute: Callable[[], dict], required: Iterable[str] = (), refresh: bool = False
+) -> tuple[dict, bool]:
     """(value, cache_hit): the dict stored at `path` (``.npz`` or ``.json`` by suffix), else
     ``compute()`` stored there atomically. An unreadable file, or one without every `required` key,
     is deleted and recomputed; `refresh` recomputes regardless."""

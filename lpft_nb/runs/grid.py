@@ -34,12 +34,22 @@ class Study:
         out = []
         for dataset in self.datasets:
             for method in self.methods:
-                for lp_C in (self.lp_Cs if method in LP_HEAD_METHODS else ["cv"]):
+                for lp_C in self.lp_Cs if method in LP_HEAD_METHODS else ["cv"]:
                     for scale in self.head_scales:
                         for seed in self.seeds:
-                            out.append(RunConfig.from_dict(
-                                {**self.settings, "dataset": dataset, "method": method, "seed": seed,
-                                 "lp_C": lp_C, "head_scale": float(scale)}, source="study"))
+                            out.append(
+                                RunConfig.from_dict(
+                                    {
+                                        **self.settings,
+                                        "dataset": dataset,
+                                        "method": method,
+                                        "seed": seed,
+                                        "lp_C": lp_C,
+                                        "head_scale": float(scale),
+                                    },
+                                    source="study",
+                                )
+                            )
         return out
 
     def run(self, progress: bool = False) -> Study:
@@ -55,10 +65,16 @@ class Study:
             hits += result.cache_hit
             source = "cache" if result.cache_hit else f"trained in {result.metrics['seconds']:.0f} s"
             scale = f"head × {cfg.head_scale:g}" if len(self.head_scales) > 1 else ""
-            print(f"[{i}/{len(configs)}] {cfg.dataset} {cfg.method:<7} seed {cfg.seed} "
-                  f"{lp_label(cfg.lp_C) if cfg.uses_lp_head else '':<16} {scale} {source}", file=sys.stderr, flush=True)
-        print(f"{len(configs)} runs: {hits} from the cache, {len(configs) - hits} trained; "
-              f"{time.perf_counter() - start:.0f} s")
+            print(
+                f"[{i}/{len(configs)}] {cfg.dataset} {cfg.method:<7} seed {cfg.seed} "
+                f"{lp_label(cfg.lp_C) if cfg.uses_lp_head else '':<16} {scale} {source}",
+                file=sys.stderr,
+                flush=True,
+            )
+        print(
+            f"{len(configs)} runs: {hits} from the cache, {len(configs) - hits} trained; "
+            f"{time.perf_counter() - start:.0f} s"
+        )
         return self
 
     @staticmethod
@@ -70,12 +86,15 @@ class Study:
         keys = [self._key(dataset, method, s, lp_C, head_scale) for s in self.seeds]
         missing = [k[2] for k in keys if k not in self.results]
         if missing:
-            raise KeyError(f"no runs for {dataset}/{method}/lp_C={lp_C}/head×{head_scale:g} seeds {missing}: "
-                           f"call run() first or add them to the study's parameters")
+            raise KeyError(
+                f"no runs for {dataset}/{method}/lp_C={lp_C}/head×{head_scale:g} seeds {missing}: "
+                f"call run() first or add them to the study's parameters"
+            )
         return [self.results[k] for k in keys]
 
     def values(self, dataset: str, method: str, metric, lp_C="cv", head_scale: float = 1.0) -> np.ndarray:
         """Per-seed values of `metric` (a metrics key path like 'test.accuracy', or a function of a run)."""
+
         def pick(run):
             if callable(metric):
                 return metric(run)
@@ -83,6 +102,7 @@ class Study:
             for part in metric.split("."):
                 value = value[part]
             return value
+
         return np.array([pick(r) for r in self.get(dataset, method, lp_C, head_scale)], dtype=float)
 
     # ---- named cells ---------------------------------------------------------------------------

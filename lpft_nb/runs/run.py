@@ -34,9 +34,17 @@ CACHE_FORMAT = 1
 # The modules a training run executes (this one and every package module it imports, transitively; a test
 # checks that the list is complete). Their source is part of every run's key; editing any other module
 # (plots, pages, claim rules) does not invalidate training runs.
-RUN_MODULES = ("lpft_nb.atomic", "lpft_nb.config", "lpft_nb.data.tasks", "lpft_nb.model.classifier",
-               "lpft_nb.model.head_mechanism", "lpft_nb.model.probe", "lpft_nb.model.train", "lpft_nb.runs.cache",
-               "lpft_nb.runs.run")
+RUN_MODULES = (
+    "lpft_nb.atomic",
+    "lpft_nb.config",
+    "lpft_nb.data.tasks",
+    "lpft_nb.model.classifier",
+    "lpft_nb.model.head_mechanism",
+    "lpft_nb.model.probe",
+    "lpft_nb.model.train",
+    "lpft_nb.runs.cache",
+    "lpft_nb.runs.run",
+)
 FEATURE_SPLITS = ("test",)  # plus every OOD set: features before/after training are stored for these
 
 
@@ -53,14 +61,25 @@ def model_fingerprint(model_name: str, cache_dir: str | None) -> str:
 
 
 def run_key(cfg: RunConfig, data: TaskData) -> str:
-    payload = {"format": CACHE_FORMAT, "config": cfg.identity(), "data": data.fingerprint(),
-               "model": model_fingerprint(cfg.model, cfg.cache_dir), "code": run_code_key()}
+    payload = {
+        "format": CACHE_FORMAT,
+        "config": cfg.identity(),
+        "data": data.fingerprint(),
+        "model": model_fingerprint(cfg.model, cfg.cache_dir),
+        "code": run_code_key(),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _load_data(cfg: RunConfig) -> TaskData:
-    return load_task(cfg.dataset, cfg.data_dir, max_train=cfg.max_train, max_eval=cfg.max_eval,
-                     max_per_class=cfg.max_per_class, subset_seed=cfg.subset_seed)
+    return load_task(
+        cfg.dataset,
+        cfg.data_dir,
+        max_train=cfg.max_train,
+        max_eval=cfg.max_eval,
+        max_per_class=cfg.max_per_class,
+        subset_seed=cfg.subset_seed,
+    )
 
 
 @dataclass
@@ -86,12 +105,19 @@ class RunResult:
         """The CLI's JSON record."""
         m = self.metrics
         return {
-            "dataset": self.config.dataset, "method": self.config.method, "seed": self.config.seed,
-            "model": self.config.model, "cache_hit": self.cache_hit,
-            "head_norm_init": m["head_norm_init"], "head_norm_final": m["head_norm_final"],
-            "lp_C": m.get("lp", {}).get("C"), "best_epoch": m.get("best_epoch"), "seconds": m["seconds"],
+            "dataset": self.config.dataset,
+            "method": self.config.method,
+            "seed": self.config.seed,
+            "model": self.config.model,
+            "cache_hit": self.cache_hit,
+            "head_norm_init": m["head_norm_init"],
+            "head_norm_final": m["head_norm_final"],
+            "lp_C": m.get("lp", {}).get("C"),
+            "best_epoch": m.get("best_epoch"),
+            "seconds": m["seconds"],
             "metrics": {
-                "val_accuracy": m["val"]["accuracy"], "test_accuracy": m["test"]["accuracy"],
+                "val_accuracy": m["val"]["accuracy"],
+                "test_accuracy": m["test"]["accuracy"],
                 "test_macro_f1": m["test"]["macro_f1"],
                 "ood": {name: v["accuracy"] for name, v in m["ood"].items()},
             },
@@ -101,17 +127,29 @@ class RunResult:
 
 def _split_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
     pred = logits.argmax(1)
-    return {"accuracy": float(np.mean(pred == labels)),
-            "macro_f1": float(f1_score(labels, pred, average="macro", zero_division=0)), "n": int(len(labels))}
+    return {
+        "accuracy": float(np.mean(pred == labels)),
+        "macro_f1": float(f1_score(labels, pred, average="macro", zero_division=0)),
+        "n": int(len(labels)),
+    }
 
 
-def execute_run(cfg: RunConfig, data: TaskData | None = None, progress: bool = True) -> tuple[dict, dict, dict]:
+def execute_run(
+    cfg: RunConfig, data: TaskData | None = None, progress: bool = True
+) -> tuple[dict, dict, dict]:
     """Train and evaluate one run. Returns (metrics, history, arrays); no caching here."""
     start = time.perf_counter()
     data = data if data is not None else _load_data(cfg)
     tokenizer = load_tokenizer(cfg.model, cfg.cache_dir)
-    model = build_classifier(cfg.model, data.num_classes, cfg.seed, lora=cfg.uses_lora, lora_r=cfg.lora_r,
-                             lora_alpha=cfg.lora_alpha, cache_dir=cfg.cache_dir)
+    model = build_classifier(
+        cfg.model,
+        data.num_classes,
+        cfg.seed,
+        lora=cfg.uses_lora,
+        lora_r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        cache_dir=cfg.cache_dir,
+    )
     enc = {"train": encode(data.train, tokenizer, cfg.max_length)}
     enc.update({name: encode(split, tokenizer, cfg.max_length) for name, split in data.eval_splits().items()})
     feature_splits = list(FEATURE_SPLITS) + list(data.ood)
@@ -121,22 +159,36 @@ def execute_run(cfg: RunConfig, data: TaskData | None = None, progress: bool = T
 
     arrays: dict[str, np.ndarray] = {"labels_train": data.train.labels}
     for name in feature_splits:
-        arrays[f"features_before_{name}"] = predict(model, enc[name], cfg.eval_batch_size, desc=desc(f"φ0 {name}"))[1]
+        arrays[f"features_before_{name}"] = predict(
+            model, enc[name], cfg.eval_batch_size, desc=desc(f"φ0 {name}")
+        )[1]
     history: dict = {}
     metrics: dict = {"data": data.summary()}
     if cfg.uses_lp_head:
         train_feats = predict(model, enc["train"], cfg.eval_batch_size, desc=desc("φ0 train"))[1]
         arrays["features_before_train"] = train_feats
-        probe = fit_linear_probe(train_feats, data.train.labels, data.num_classes, C=cfg.lp_C,
-                                 binary_head=cfg.lp_binary_head, seed=cfg.seed)
+        probe = fit_linear_probe(
+            train_feats,
+            data.train.labels,
+            data.num_classes,
+            C=cfg.lp_C,
+            binary_head=cfg.lp_binary_head,
+            seed=cfg.seed,
+        )
         with torch.no_grad():
             model.head.weight.copy_(torch.from_numpy(probe.weight).float())
             model.head.bias.copy_(torch.from_numpy(probe.bias).float())
-        history["lp_path"] = probe_iteration_path(train_feats, data.train.labels, data.num_classes, probe.C,
-                                                  binary_head=cfg.lp_binary_head)
-        metrics["lp"] = {"C": probe.C, "cv": probe.cv, "train_accuracy": probe.train_accuracy,
-                         "n_iter": probe.n_iter, "cv_accuracy": {str(k): v for k, v in probe.cv_accuracy.items()},
-                         "weight_norm": probe.weight_norm}
+        history["lp_path"] = probe_iteration_path(
+            train_feats, data.train.labels, data.num_classes, probe.C, binary_head=cfg.lp_binary_head
+        )
+        metrics["lp"] = {
+            "C": probe.C,
+            "cv": probe.cv,
+            "train_accuracy": probe.train_accuracy,
+            "n_iter": probe.n_iter,
+            "cv_accuracy": {str(k): v for k, v in probe.cv_accuracy.items()},
+            "weight_norm": probe.weight_norm,
+        }
     if cfg.head_scale != 1.0:
         with torch.no_grad():
             model.head.weight.mul_(cfg.head_scale)
@@ -146,9 +198,19 @@ def execute_run(cfg: RunConfig, data: TaskData | None = None, progress: bool = T
     arrays["head_bias_init"] = model.head.bias.detach().numpy().copy()
     metrics["head_norm_init"], metrics["bias_norm_init"] = model.head_norms()
     if cfg.trains_backbone:
-        history.update(fine_tune(model, enc["train"], enc["val"], epochs=cfg.epochs, lr=cfg.resolved_lr(),
-                                 batch_size=cfg.resolved_batch_size(), seed=cfg.seed,
-                                 eval_batch_size=cfg.eval_batch_size, progress=progress))
+        history.update(
+            fine_tune(
+                model,
+                enc["train"],
+                enc["val"],
+                epochs=cfg.epochs,
+                lr=cfg.resolved_lr(),
+                batch_size=cfg.resolved_batch_size(),
+                seed=cfg.seed,
+                eval_batch_size=cfg.eval_batch_size,
+                progress=progress,
+            )
+        )
         metrics["best_epoch"] = history["best_epoch"]
     metrics["head_norm_final"], metrics["bias_norm_final"] = model.head_norms()
     arrays["head_weight_final"] = model.head.weight.detach().numpy().copy()
@@ -192,8 +254,9 @@ def _read_entry(path: Path, cfg: RunConfig) -> RunResult | None:
     return RunResult(config=cfg, metrics=metrics, history=history, path=path, cache_hit=True, _arrays=arrays)
 
 
-def _write_entry(root: Path, name: str, cfg: RunConfig, key: str, metrics: dict, history: dict,
-                 arrays: dict) -> Path:
+def _write_entry(
+    root: Path, name: str, cfg: RunConfig, key: str, metrics: dict, history: dict, arrays: dict
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
@@ -201,8 +264,9 @@ def _write_entry(root: Path, name: str, cfg: RunConfig, key: str, metrics: dict,
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
         (tmp / "history.json").write_text(json.dumps(history))
         np.savez(tmp / "arrays.npz", **arrays)
-        (tmp / "meta.json").write_text(json.dumps({"complete": True, "key": key, "identity": cfg.identity(),
-                                                   "code": run_code_key()}))
+        (tmp / "meta.json").write_text(
+            json.dumps({"complete": True, "key": key, "identity": cfg.identity(), "code": run_code_key()})
+        )
         final = root / name
         try:
             os.rename(tmp, final)
@@ -228,7 +292,9 @@ def get_run(cfg: RunConfig, progress: bool = True, refresh: bool = False) -> Run
         shutil.rmtree(path, ignore_errors=True)
     metrics, history, arrays = execute_run(cfg, data, progress=progress)
     final = _write_entry(root, path.name, cfg, key, metrics, history, arrays)
-    return RunResult(config=cfg, metrics=metrics, history=history, path=final, cache_hit=False, _arrays=arrays)
+    return RunResult(
+        config=cfg, metrics=metrics, history=history, path=final, cache_hit=False, _arrays=arrays
+    )
 
 
 def get_runs(configs: list[RunConfig], progress: bool = True) -> list[RunResult]:
