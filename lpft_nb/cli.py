@@ -22,7 +22,7 @@ def _load_params(path: str | None) -> dict:
     return load_yaml_mapping(path) if path else {}
 
 
-def _config_from_args(args) -> RunConfig:
+def _config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.spec:
         try:
             values = json.loads(args.spec)
@@ -66,7 +66,7 @@ def _print_run_table(result) -> None:
         print(f"{key:<{width}}  {value}")
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     from .runs.run import get_run
 
     if args.help_settings:
@@ -91,7 +91,7 @@ def expand_plan(values: dict, source: str) -> list[RunConfig]:
     return configs
 
 
-def cmd_plan(args) -> int:
+def cmd_plan(args: argparse.Namespace) -> int:
     values = _load_params(args.params)
     for assignment in args.set or []:
         key, value = parse_assignment(assignment)
@@ -101,7 +101,7 @@ def cmd_plan(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     if args.n < 2:
         raise ConfigError(f"--n {args.n}: needs at least 2 examples per kernel side")
     if not args.memory_gib > 0:
@@ -145,7 +145,7 @@ def ntk_summary(result) -> dict:
     }
 
 
-def cmd_ntk(args) -> int:
+def cmd_ntk(args: argparse.Namespace) -> int:
     from .analysis.kernels import KernelSpec, get_kernels
 
     spec = KernelSpec(
@@ -171,20 +171,20 @@ def cmd_ntk(args) -> int:
     return 0
 
 
-def cmd_book(args) -> int:
+def cmd_book(args: argparse.Namespace) -> int:
     from .book.build import build_book
 
     return build_book(profile=args.profile, pages=args.pages or None, keep_going=True)
 
 
-def cmd_fork(args) -> int:
+def cmd_fork(args: argparse.Namespace) -> int:
     from .book.build import fork_page
 
     fork_page(args.page, args.name)
     return 0
 
 
-def cmd_check_html(args) -> int:
+def cmd_check_html(args: argparse.Namespace) -> int:
     from .book.build import BUILD_DIR, toc_files
     from .book.html_check import check_book
     from .book.params import BOOK_DIR
@@ -198,7 +198,7 @@ def cmd_check_html(args) -> int:
     return 1 if problems else 0
 
 
-def cmd_data_download(args) -> int:
+def cmd_data_download(args: argparse.Namespace) -> int:
     from .config import resolve_data_dir
     from .data.download import build_and_verify_boss, download
     from .data.files import BOSS_FILES, matches_pin
@@ -225,7 +225,7 @@ def _print_built(built: list[tuple[str, int, str]]) -> int:
     return 1 if any("differs" in verdict for _, _, verdict in built) else 0
 
 
-def cmd_data_build_boss(args) -> int:
+def cmd_data_build_boss(args: argparse.Namespace) -> int:
     from .config import resolve_data_dir
     from .data.download import build_and_verify_boss
 
@@ -235,7 +235,7 @@ def cmd_data_build_boss(args) -> int:
     return _print_built(build_and_verify_boss(sources, to))
 
 
-def cmd_data_check(args) -> int:
+def cmd_data_check(args: argparse.Namespace) -> int:
     from .config import resolve_data_dir
     from .data.check import check_folder, format_report
 

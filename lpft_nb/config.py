@@ -32,7 +32,7 @@ PAPER_HPARAMS: dict[str, dict[str, tuple[int, float]]] = {
 }
 
 
-def lp_label(lp_C) -> str:
+def lp_label(lp_C: LpC) -> str:
     """How the book names an LP regularisation: 'C chosen by CV' or 'C = 100'."""
     return "C chosen by CV" if lp_C == "cv" else f"C = {lp_C:g}"
 

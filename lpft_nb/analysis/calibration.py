@@ -9,12 +9,18 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from ..config import LpC
 from ..model.head_mechanism import softmax
 from ..runs.cache import code_key, memoize
+
+if TYPE_CHECKING:
+    from ..runs.grid import Study
+    from ..runs.run import RunResult
 
 N_BINS = 15
 
@@ -195,7 +201,7 @@ CALIBRATION_FIELDS = (
 )
 
 
-def run_calibration(run, split: str = "test", n_resamples: int = 500) -> dict:
+def run_calibration(run: RunResult, split: str = "test", n_resamples: int = 500) -> dict:
     """Calibration of one run on `split`: ECE / MCE (fractions) raw, after temperature scaling (paper's Adam
     recipe; L-BFGS T alongside), after vector scaling, with bootstrap intervals; fits use the validation logits.
 
@@ -255,7 +261,7 @@ def head_multiplier_curve(features, weight, bias, labels, multipliers) -> dict[s
     return out
 
 
-def temperature_as_head_scaling(run) -> dict:
+def temperature_as_head_scaling(run: RunResult) -> dict:
     """§4.6's algebra on one run's test set: softmax(logits / T) against the probabilities of the network with
     its head multiplied by 1/T (recomputed from the stored features). Returns T, the largest absolute
     probability difference (float32 features) and whether the argmax is unchanged by the rescaling."""
@@ -271,11 +277,11 @@ def temperature_as_head_scaling(run) -> dict:
     }
 
 
-def run_calibration_ci(run, metric: str) -> tuple[float, float]:
+def run_calibration_ci(run: RunResult, metric: str) -> tuple[float, float]:
     """Bootstrap interval (fractions) of the raw ECE or MCE of one run."""
     return run_calibration(run)[f"{metric}_ci"]
 
 
-def calibration_values(study, dataset: str, method: str, key: str, lp_C="cv") -> np.ndarray:
+def calibration_values(study: Study, dataset: str, method: str, key: str, lp_C: LpC = "cv") -> np.ndarray:
     """Per-seed value of one `run_calibration` entry (ECE / MCE as fractions, T, accuracies) of a grid cell."""
     return study.values(dataset, method, lambda r: run_calibration(r)[key], lp_C)

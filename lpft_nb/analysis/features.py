@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..runs.run import RunResult
 
 
 def mean_pairwise_cosine(features: np.ndarray) -> float:
@@ -83,7 +88,7 @@ def joint_tsne(blocks: list[np.ndarray], seed: int = 0, perplexity: float = 15.0
 FEATURE_STATS = ("CS", "Diff", "Diff_norm", "FDR")
 
 
-def feature_stats(run, split: str = "test", before: bool = False) -> dict[str, float]:
+def feature_stats(run: RunResult, split: str = "test", before: bool = False) -> dict[str, float]:
     """CS, Diff (mean ‖φ_after − φ_pre‖), Diff_norm (mean |‖φ_after‖ − ‖φ_pre‖|) and FDR on `split` of a run.
 
     `before=True` describes the pre-trained features (Diff 0). The paper gives no formula for these

@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import DEFAULT_MODEL, lp_label, resolve_cache_dir
+from ..config import DEFAULT_MODEL, LpC, lp_label, resolve_cache_dir
 from ..data.tasks import load_task
 from ..model.classifier import build_classifier, load_tokenizer
 from ..model.probe import fit_linear_probe
@@ -298,7 +299,7 @@ def setting_label(spec: KernelSpec) -> str:
     )
 
 
-def kernel_grid(dataset: str, settings, lp_Cs, **spec_kwargs) -> dict:
+def kernel_grid(dataset: str, settings: Sequence[str], lp_Cs: Sequence[LpC], **spec_kwargs) -> dict:
     """Kernels for each setting (LP-headed settings once per LP regularisation), keyed by `setting_label`.
 
     Prints one line per kernel: computed or from the cache, backward passes and peak memory.

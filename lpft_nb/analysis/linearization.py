@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import torch
 
+from ..config import LpC
 from ..data.tasks import load_task
 from ..runs.cache import code_key, memoize
 from .kernels import KernelResult, KernelSpec, _setting_inputs
@@ -70,7 +71,7 @@ def _linearization_step(spec: KernelSpec, result: KernelResult, target_change: f
     }
 
 
-def linearization_checks(results: dict, lp_C, target_change: float = 0.05) -> dict:
+def linearization_checks(results: dict, lp_C: LpC, target_change: float = 0.05) -> dict:
     """`linearization_check` for FT and for LP-FT with the given LP regularisation, keyed by setting."""
     out = {}
     for result in results.values():

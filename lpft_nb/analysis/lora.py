@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -45,7 +47,13 @@ def lora_kernel_scale(lora: KernelResult, ft_query_value: KernelResult, sigma2: 
 
 
 def rank_sweep(
-    dataset: str, ranks, seeds, settings: dict, kernel_args: dict, ft_query_value: KernelResult, sigma2: float
+    dataset: str,
+    ranks: Sequence[int],
+    seeds: Sequence[int],
+    settings: dict,
+    kernel_args: dict,
+    ft_query_value: KernelResult,
+    sigma2: float,
 ) -> list[dict]:
     """LoRA with r ∈ `ranks` and α = r: per-seed test accuracy (%) and feature change (runs), the fitted
     kernel scale against FT's query/value kernel and its prediction σ² r. One dict per rank."""

@@ -15,6 +15,7 @@ multinomial scale of the paper's grid ``logspace(-4, 4, 10)``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -207,7 +208,7 @@ def regularization_path(
     return out
 
 
-def lp_regularization_path(run, Cs) -> dict:
+def lp_regularization_path(run, Cs: Sequence[float]) -> dict:
     """LP refitted at each C on a run's pre-trained training features (test accuracy on its test set)."""
     a = run.arrays
     return regularization_path(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ..analysis.calibration import calibration_values, run_calibration_ci
 from ..analysis.features import feature_stats
 from ..analysis.ntk import normalised_spectrum
-from ..config import lp_label
+from ..config import LpC, lp_label
 from ..data.tasks import OOD_SETS
 from ..paper import (
     METHOD_LABELS,
@@ -112,13 +114,15 @@ def dynamics_claims(study: Study, page: str = "dynamics") -> list[Claim]:
     return out + accuracy_claims(study, page)
 
 
-def _stat(study: Study, dataset: str, method: str, key: str, lp_C, scale: float = 1.0, split: str = "test"):
+def _stat(
+    study: Study, dataset: str, method: str, key: str, lp_C: LpC, scale: float = 1.0, split: str = "test"
+):
     """Per-seed `feature_stats` entry (CS, Diff, Diff_norm, FDR) of one cell on `split`."""
 
     return study.values(dataset, method, lambda r: feature_stats(r, split)[key], lp_C, scale)
 
 
-def _diff(study: Study, dataset: str, method: str, lp_C, scale: float = 1.0, split: str = "test"):
+def _diff(study: Study, dataset: str, method: str, lp_C: LpC, scale: float = 1.0, split: str = "test"):
     return _stat(study, dataset, method, "Diff", lp_C, scale, split)
 
 
@@ -178,7 +182,11 @@ def norms_claims(study: Study, page: str = "norms") -> list[Claim]:
 
 
 def scaling_claims(
-    study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", page: str = "norms"
+    study: Study,
+    dataset: str,
+    methods: Sequence[str] = ("ft", "lp_ft"),
+    lp_C: LpC = "cv",
+    page: str = "norms",
 ) -> list[Claim]:
     """M6: the feature change falls as the starting head norm grows; LP-FT below FT at the largest norm."""
     from scipy.stats import spearmanr
@@ -248,7 +256,7 @@ def corollary_claim(experiment, page: str = "norms", tol: float = 1e-10) -> Clai
     )
 
 
-def _calibration_noise(study: Study, dataset: str, methods, key: str, lp_C) -> float:
+def _calibration_noise(study: Study, dataset: str, methods, key: str, lp_C: LpC) -> float:
     """Noise of a calibration comparison: seed spread and the bootstrap half-widths (seed 1), in quadrature."""
 
     parts = []
@@ -489,7 +497,7 @@ def accuracy_compare(
     a_method: str,
     b_method: str,
     metric: str = "test.accuracy",
-    lp_C="cv",
+    lp_C: LpC = "cv",
 ) -> Claim:
     """mean acc(a) > mean acc(b)? Noise: seed spread and the binomial standard error of each accuracy."""
     a = study.values(dataset, a_method, metric, lp_C)

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .format import fmt, mean_std
 
@@ -42,8 +43,8 @@ def compare(
     page: str,
     statement: str,
     paper: str,
-    a,
-    b,
+    a: ArrayLike,
+    b: ArrayLike,
     *,
     factor: float = 1.0,
     a_name: str = "A",
@@ -75,7 +76,7 @@ def within_factor(
     page: str,
     statement: str,
     paper: str,
-    values,
+    values: ArrayLike,
     reference: float,
     factor: float,
     name: str = "value",

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def mean_std(values) -> tuple[float, float]:
+def mean_std(values: ArrayLike) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; 0 for one value)."""
     arr = np.asarray(values, dtype=float)
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
-def fmt(values, digits: int = 3) -> str:
+def fmt(values: ArrayLike, digits: int = 3) -> str:
     """'m ± s (n=k)' for a list of per-seed values, or the number for one value."""
     arr = np.atleast_1d(np.asarray(values, dtype=float))
     m, s = mean_std(arr)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 from ..analysis.calibration import reliability_bins, run_calibration
 from ..analysis.features import feature_stats, joint_tsne
 from ..analysis.ntk import block_nuclear_norms, normalised_spectrum
-from ..config import LP_HEAD_METHODS, lp_label
+from ..config import LP_HEAD_METHODS, LpC, lp_label
 from ..data.tasks import class_names
 from ..model.head_mechanism import softmax
 from ..model.train import epoch_summary
@@ -70,7 +72,7 @@ def lp_path_figure(study: Study, dataset: str, method: str = "lp_ft") -> plt.Fig
 
 
 def ft_curve_figure(
-    study: Study, dataset: str, methods=("ft", "lora", "lp_ft", "lp_lora"), lp_C="cv"
+    study: Study, dataset: str, methods: Sequence[str] = ("ft", "lora", "lp_ft", "lp_lora"), lp_C: LpC = "cv"
 ) -> plt.Figure:
     """Fig. 1b / 4b–d: head norm and training accuracy per epoch of fine-tuning (mean, bars ± std over seeds)."""
     fig, (ax_norm, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -106,7 +108,7 @@ def ft_curve_figure(
     return fig
 
 
-def norm_bar_figure(study: Study, lp_C="cv") -> plt.Figure:
+def norm_bar_figure(study: Study, lp_C: LpC = "cv") -> plt.Figure:
     """Fig. 1c / 4e: ‖V‖_F after training per method (bars: ours, mean ± std; diamonds: the paper)."""
     cells = [("pretrained", "ft", "head_norm_init")] + [
         (m, m, "head_norm_final") for m in ("lp", "ft", "lora", "lp_ft", "lp_lora") if m in study.methods
@@ -161,7 +163,7 @@ def regularization_figure(path: dict, chosen_C: float, init_norm: float, dataset
     return fig
 
 
-def mechanism_figure(path: dict, class_names, dataset: str) -> plt.Figure:
+def mechanism_figure(path: dict, class_names: Sequence[str], dataset: str) -> plt.Figure:
     """§4.4 in the run: cos τ of head rows with own/other-class features, and ∂L/∂‖v_k‖, per LP iteration."""
     it = np.asarray(path["iteration"][1:])
     own, other, grad = (np.asarray(path[k]) for k in ("cos_own", "cos_other", "dL_dnorm"))
@@ -193,8 +195,8 @@ def mechanism_figure(path: dict, class_names, dataset: str) -> plt.Figure:
 def scaling_figure(
     study: Study,
     dataset: str,
-    methods=("ft", "lp_ft"),
-    lp_C="cv",
+    methods: Sequence[str] = ("ft", "lp_ft"),
+    lp_C: LpC = "cv",
     split: str = "test",
     title: str | None = None,
 ) -> plt.Figure:
@@ -228,7 +230,7 @@ def scaling_figure(
     return fig
 
 
-def tsne_figure(run, class_names, title: str, seed: int = 0) -> plt.Figure:
+def tsne_figure(run, class_names: Sequence[str], title: str, seed: int = 0) -> plt.Figure:
     """Figs. 5 / 6: t-SNE of test features before (faint) and after (solid) training, with the head rows."""
 
     a = run.arrays
@@ -263,7 +265,7 @@ def tsne_figure(run, class_names, title: str, seed: int = 0) -> plt.Figure:
     return fig
 
 
-def tsne_figures(study: Study, methods, lp_Cs, seed: int = 0):
+def tsne_figures(study: Study, methods, lp_Cs: Sequence[LpC], seed: int = 0):
     """Figs. 5 / 6: `tsne_figure` of the first seed's run for each of `methods` (LP-headed ones once per LP
     regularisation), on CB if the study has it, else its first dataset. Yields the figures one by one."""
 
@@ -362,7 +364,7 @@ def spectra_figure(results: dict, dataset: str) -> plt.Figure:
     return fig
 
 
-def heatmap_figure(results: dict, dataset: str, class_names) -> plt.Figure:
+def heatmap_figure(results: dict, dataset: str, class_names: Sequence[str]) -> plt.Figure:
     """Figs. 8 / 9: nuclear norm of each C×C block, training samples grouped by class (log colour scale)."""
     from matplotlib.colors import LogNorm
 

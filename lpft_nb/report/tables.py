@@ -6,6 +6,8 @@ report or a row where the quantity is zero by construction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -13,7 +15,7 @@ from ..analysis.calibration import calibration_values, run_calibration_ci
 from ..analysis.features import feature_stats, mean_pairwise_cosine
 from ..analysis.lora import lora_kernel_scale
 from ..analysis.span import SpanExperiment
-from ..config import LP_HEAD_METHODS, lp_label
+from ..config import LP_HEAD_METHODS, LpC, lp_label
 from ..data.tasks import OOD_SETS
 from ..paper import (
     METHOD_LABELS,
@@ -31,7 +33,7 @@ from ..runs.grid import Study
 from .format import fmt, mean_std
 
 
-def head_norm_table(study: Study, lp_C="cv") -> pd.DataFrame:
+def head_norm_table(study: Study, lp_C: LpC = "cv") -> pd.DataFrame:
     """Paper Table 13: ‖V‖_F after training per method (ours mean ± std over seeds, paper beside)."""
     rows = []
     for label, method, key in [
@@ -50,7 +52,9 @@ def head_norm_table(study: Study, lp_C="cv") -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
-def accuracy_table(study: Study, split: str = "test", lp_C="cv", with_paper: bool = False) -> pd.DataFrame:
+def accuracy_table(
+    study: Study, split: str = "test", lp_C: LpC = "cv", with_paper: bool = False
+) -> pd.DataFrame:
     """Accuracy (%) per method and dataset, mean ± std over seeds; `with_paper` adds the paper's Table 8
     (test accuracy, RoBERTa-base, 10 epochs on full data) beside each dataset where it reports one."""
     rows = []
@@ -99,7 +103,7 @@ def anisotropy_table(study: Study) -> pd.DataFrame:
     ).set_index("dataset")
 
 
-def feature_table(study: Study, dataset: str, lp_C="cv", split: str = "test") -> pd.DataFrame:
+def feature_table(study: Study, dataset: str, lp_C: LpC = "cv", split: str = "test") -> pd.DataFrame:
     """Paper Table 1 for one dataset: CS, Diff, Diff of norms, FDR and Norm(C), ours beside the paper's.
 
     Pre-trained and LP share the pre-trained features (LP does not touch them); Norm(C) of Pre-trained
@@ -128,7 +132,7 @@ def feature_table(study: Study, dataset: str, lp_C="cv", split: str = "test") ->
     return pd.DataFrame(rows).set_index("method")
 
 
-def _feature_cells(study: Study, dataset: str, methods, lp_C, split: str):
+def _feature_cells(study: Study, dataset: str, methods, lp_C: LpC, split: str):
     """The rows of Tables 1 and 11: first "pretrained" (the pre-trained features; the random head FT starts
     from), then each method. Yields (name, unchanged, per-seed `feature_stats`, per-seed head norms);
     `unchanged` marks the rows whose features are the pre-trained ones (Pre-trained and LP)."""
@@ -145,7 +149,7 @@ def _feature_cells(study: Study, dataset: str, methods, lp_C, split: str):
         )
 
 
-def feature_change_table(study: Study, lp_C="cv", split: str = "test") -> pd.DataFrame:
+def feature_change_table(study: Study, lp_C: LpC = "cv", split: str = "test") -> pd.DataFrame:
     """Paper Table 12: Diff(F) during the FT stage per method and dataset, ours beside the paper's."""
     rows = []
     for method in [m for m in ("ft", "lora", "lp_ft", "lp_lora") if m in study.methods]:
@@ -161,7 +165,11 @@ def feature_change_table(study: Study, lp_C="cv", split: str = "test") -> pd.Dat
 
 
 def scaling_table(
-    study: Study, dataset: str, methods=("ft", "lp_ft"), lp_C="cv", split: str = "test"
+    study: Study,
+    dataset: str,
+    methods: Sequence[str] = ("ft", "lp_ft"),
+    lp_C: LpC = "cv",
+    split: str = "test",
 ) -> pd.DataFrame:
     """Per method and head scale: starting head norm, feature change and test accuracy (mean ± std)."""
     rows = []
@@ -182,7 +190,7 @@ def scaling_table(
     return pd.DataFrame(rows).set_index(["method", "head × s"])
 
 
-def calibration_table(study: Study, dataset: str, lp_C="cv", calibrator: str = "ts") -> pd.DataFrame:
+def calibration_table(study: Study, dataset: str, lp_C: LpC = "cv", calibrator: str = "ts") -> pd.DataFrame:
     """Paper Tables 3 / 14: ECE and MCE (%) without and with the calibrator, and the improvement.
 
     `calibrator` is "ts" (temperature scaling, the paper's) or "vs" (vector scaling, beyond the paper).
@@ -239,7 +247,7 @@ def calibrated_accuracy_table(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["dataset", "method", "LP"])
 
 
-def boss_accuracy_table(study: Study, metric: str = "accuracy", lp_C="cv") -> pd.DataFrame:
+def boss_accuracy_table(study: Study, metric: str = "accuracy", lp_C: LpC = "cv") -> pd.DataFrame:
     """Paper Table 10: accuracy (or macro_f1) in % on the Amazon test set (ID) and each OOD set, mean ± std
     over seeds, the paper's accuracy beside, ★ on the best mean of each of our columns."""
     sets = {"amazon": "test", **{name: f"ood.{name}" for name in OOD_SETS["amazon"]}}
@@ -261,7 +269,7 @@ def boss_accuracy_table(study: Study, metric: str = "accuracy", lp_C="cv") -> pd
     return pd.DataFrame(rows).set_index("method")
 
 
-def boss_feature_table(study: Study, split: str, lp_C="cv") -> pd.DataFrame:
+def boss_feature_table(study: Study, split: str, lp_C: LpC = "cv") -> pd.DataFrame:
     """Paper Table 11 for one BOSS set (`split` "test" is Amazon): CS, Diff, FDR; Norm(C) on Amazon."""
     name = "amazon" if split == "test" else split
     rows = []
@@ -335,7 +343,7 @@ def kernel_table(results: dict, dataset: str):
     return pd.DataFrame(rows).set_index(["method", "kernel"])
 
 
-def lora_scale_table(kernels: dict, query_value: dict, lp_C, sigma2: float):
+def lora_scale_table(kernels: dict, query_value: dict, lp_C: LpC, sigma2: float):
     """Prop. 4.4 per dataset for LoRA vs FT and LP-LoRA vs LP-FT: P gap, fitted and predicted F scale.
 
     `kernels[d]` and `query_value[d]` map labels (as `kernel_grid` makes them) to KernelResults.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import LP_HEAD_METHODS, RunConfig, lp_label
+from ..config import LP_HEAD_METHODS, LpC, RunConfig, lp_label
 from ..model.classifier import resolve_model_path
 from .run import RunResult, get_run
 
@@ -78,10 +78,10 @@ class Study:
         return self
 
     @staticmethod
-    def _key(dataset, method, seed, lp_C, head_scale=1.0):
+    def _key(dataset, method, seed, lp_C: LpC, head_scale=1.0):
         return (dataset, method, seed, lp_C if method in LP_HEAD_METHODS else "cv", float(head_scale))
 
-    def get(self, dataset: str, method: str, lp_C="cv", head_scale: float = 1.0) -> list[RunResult]:
+    def get(self, dataset: str, method: str, lp_C: LpC = "cv", head_scale: float = 1.0) -> list[RunResult]:
         """The runs of one cell, one per seed."""
         keys = [self._key(dataset, method, s, lp_C, head_scale) for s in self.seeds]
         missing = [k[2] for k in keys if k not in self.results]
@@ -92,7 +92,9 @@ class Study:
             )
         return [self.results[k] for k in keys]
 
-    def values(self, dataset: str, method: str, metric, lp_C="cv", head_scale: float = 1.0) -> np.ndarray:
+    def values(
+        self, dataset: str, method: str, metric, lp_C: LpC = "cv", head_scale: float = 1.0
+    ) -> np.ndarray:
         """Per-seed values of `metric` (a metrics key path like 'test.accuracy', or a function of a run)."""
 
         def pick(run):
@@ -111,7 +113,7 @@ class Study:
         """The grid's first LP-headed method (in the order lp, lp_ft, lp_lora), or None."""
         return next((m for m in LP_HEAD_METHODS if m in self.methods), None)
 
-    def first_run(self, dataset: str, method: str, lp_C=None) -> RunResult:
+    def first_run(self, dataset: str, method: str, lp_C: LpC | None = None) -> RunResult:
         """The first seed's run of a cell; `lp_C` None means the cross-validated head when the grid has
         it, else its first LP regularisation."""
         if lp_C is None:
