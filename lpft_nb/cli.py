@@ -8,14 +8,31 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 from pathlib import Path
 
 from .config import ConfigError, RunConfig, load_yaml_mapping, parse_assignment
 from .data.tasks import DataError
 from .model.classifier import ModelNotFoundError
+from .model.train import TrainingDiverged
 
-USER_ERRORS = (ConfigError, DataError, ModelNotFoundError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataError, ModelNotFoundError, TrainingDiverged, OSError, UnicodeError)
+
+
+def strict_json(record: dict) -> str:
+    """JSON that strict parsers accept: a non-finite number becomes null (never NaN or Infinity)."""
+
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(record), allow_nan=False)
 
 
 def _load_params(path: str | None) -> dict:
@@ -24,10 +41,20 @@ def _load_params(path: str | None) -> dict:
 
 def _config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.spec:
+        others = [
+            f"--{k}"
+            for k in ("dataset", "method", "seed", "model", "params", "set")
+            if getattr(args, k) not in (None, [])
+        ]
+        if others:
+            raise ConfigError(f"--spec is a whole run spec: {', '.join(others)} cannot be combined with it")
         try:
             values = json.loads(args.spec)
         except json.JSONDecodeError as err:
             raise ConfigError(f"--spec: not valid JSON ({err.msg})") from None
+        missing = [k for k in ("dataset", "method") if not isinstance(values, dict) or k not in values]
+        if missing:
+            raise ConfigError(f"--spec must name {' and '.join(missing)} (as `plan` prints it)")
         return RunConfig.from_dict(values, source="--spec")
     values = _load_params(args.params)
     for key in ("dataset", "method", "seed", "model"):
@@ -75,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config_from_args(args)
     result = get_run(cfg, progress=not args.json, refresh=args.refresh)
     if args.json:
-        print(json.dumps(result.summary()))
+        print(strict_json(result.summary()))
     else:
         _print_run_table(result)
     return 0
@@ -85,6 +112,11 @@ def expand_plan(values: dict, source: str) -> list[RunConfig]:
     """A parameter file whose values may be lists → one RunConfig per combination (validated)."""
     keys = list(values)
     grids = [v if isinstance(v, list) else [v] for v in values.values()]
+    empty = [k for k, g in zip(keys, grids) if not g]
+    if empty:
+        raise ConfigError(
+            f"{source}: {', '.join(empty)} is an empty list: a sweep axis needs at least one value"
+        )
     configs = [
         RunConfig.from_dict(dict(zip(keys, combo)), source=source) for combo in itertools.product(*grids)
     ]
@@ -97,7 +129,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         key, value = parse_assignment(assignment)
         values[key] = value
     for cfg in expand_plan(values, args.params):
-        print(json.dumps({k: v for k, v in cfg.to_dict().items() if v is not None}))
+        print(strict_json({k: v for k, v in cfg.to_dict().items() if v is not None}))
     return 0
 
 
@@ -162,9 +194,9 @@ def cmd_ntk(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     RunConfig.from_dict({"dataset": spec.dataset, "model": spec.model, "lp_C": spec.lp_C}, source="ntk")
-    summary = ntk_summary(get_kernels(spec, progress=not args.json))
+    summary = ntk_summary(get_kernels(spec, progress=not args.json, refresh=args.refresh))
     if args.json:
-        print(json.dumps(summary))
+        print(strict_json(summary))
     else:
         for key, value in summary.items():
             print(f"{key:<18} {value:.6g}" if isinstance(value, float) else f"{key:<18} {value}")
@@ -174,7 +206,7 @@ def cmd_ntk(args: argparse.Namespace) -> int:
 def cmd_book(args: argparse.Namespace) -> int:
     from .book.build import build_book
 
-    return build_book(profile=args.profile, pages=args.pages or None, keep_going=True)
+    return build_book(profile=args.profile, pages=args.pages, keep_going=True)
 
 
 def cmd_fork(args: argparse.Namespace) -> int:
@@ -256,7 +288,7 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="all-MiniLM-L6-v2 (default), tiny-random-bert, a local path or HF name")
     run.add_argument("--params", help="YAML file of run settings")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting (repeatable)")
-    run.add_argument("--spec", help="one JSON run spec, as printed by `plan` (other options ignored)")
+    run.add_argument("--spec", help="one JSON run spec, as printed by `plan` (alone: no other run option)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     run.add_argument("--refresh", action="store_true", help="retrain even if the cache holds the run")
     run.add_argument(
@@ -299,10 +331,15 @@ def make_parser() -> argparse.ArgumentParser:
     )
     ntk.add_argument("--lp-C", dest="lp_C", default="cv", type=lambda v: v if v == "cv" else float(v))
     ntk.add_argument("--json", action="store_true")
+    ntk.add_argument("--refresh", action="store_true", help="recompute even if the cache holds the kernels")
     ntk.set_defaults(func=cmd_ntk)
 
     book = sub.add_parser("book", help="execute the pages with a profile and build the HTML book")
-    book.add_argument("--profile", default="default", help="smoke, default or paper")
+    book.add_argument(
+        "--profile",
+        default="default",
+        help="a folder of params/: smoke, default, paper or one of yours (default: default)",
+    )
     book.add_argument("--pages", nargs="*", metavar="NAME", help="only these pages (default: all)")
     book.set_defaults(func=cmd_book)
 

@@ -257,7 +257,13 @@ def load_yaml_mapping(path: str | Path, error: type[ConfigError] = ConfigError) 
     if not path.is_file():
         raise error(f"{path}: parameter file not found")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise error(f"{path}: cannot be read ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: not a text file (byte {err.start} is not UTF-8)") from None
+    try:
+        values = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise error(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(values, dict):

@@ -23,18 +23,27 @@ from ..data.download import ensure_book_data
 from .params import (
     BOOK_DIR,
     PARAMS_DIR,
-    PROFILES,
     ROOT,
     ParamError,
     check_profile,
+    check_profile_name,
     check_shared,
     is_notebook_page,
+    profiles,
 )
 
 BUILD_DIR = ROOT / "_build"
 EXPLORATIONS = "Explorations"
 EXECUTED_ENV = "LPFT_EXECUTED_DIR"
-GATHERING_PAGES = ("claims",)  # pages that read the others' executed notebooks: executed last
+GATHERING_PAGES = ("claims",)
+RESERVED_PAGE_NAMES = (
+    "genindex",
+    "index",
+    "modindex",
+    "py-modindex",
+    "search",
+    "searchindex",
+)  # pages that read the others' executed notebooks: executed last
 
 
 def executed_dir(default_profile: str = "default") -> Path:
@@ -150,15 +159,30 @@ def gather_claims(executed: Path) -> list[dict]:
     return table.to_dict(orient="records")
 
 
+def find_jupyter_book() -> str:
+    """The `jupyter-book` command of this Python (beside `sys.executable`, as in a venv that is not
+    activated), else the one on PATH; a one-line error before any page runs when there is none."""
+    beside = Path(sys.executable).parent / "jupyter-book"
+    found = str(beside) if beside.is_file() else shutil.which("jupyter-book")
+    if not found:
+        raise ParamError(
+            f"jupyter-book not found beside {sys.executable} or on PATH; "
+            "install it: pip install -r requirements.txt"
+        )
+    return found
+
+
 def build_book(profile: str = "default", pages: list[str] | None = None, keep_going: bool = True) -> int:
     """Execute pages and build the HTML; print one line per page and a summary. Returns an exit code."""
-    if profile not in PROFILES:
-        raise ParamError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    check_profile_name(profile)
     all_pages = notebook_pages()
+    if pages is not None and not pages:
+        raise ParamError("--pages needs at least one page name; pages: " + ", ".join(all_pages))
     selected = pages or all_pages
     unknown = [p for p in selected if p not in all_pages]
     if unknown:
         raise ParamError(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(all_pages)}")
+    jupyter_book = find_jupyter_book()
     check_shared(profile, all_pages)
     for page in selected:  # every parameter file is checked before anything runs
         check_profile(page, profile)
@@ -183,7 +207,7 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
     start = time.perf_counter()
     proc = subprocess.run(
         [
-            shutil.which("jupyter-book") or "jupyter-book",
+            jupyter_book,
             "build",
             str(site),
             "-W",
@@ -228,15 +252,19 @@ def fork_page(page: str, name: str, book_dir: Path = BOOK_DIR, params_dir: Path 
     src = book_dir / f"{page}.md"
     if not src.is_file() or not is_notebook_page(src):
         raise ParamError(f"no notebook page {page!r} in {book_dir}")
-    if not name.replace("_", "").isalnum():
-        raise ParamError(f"page name {name!r} must be letters, digits and underscores")
+    if not (name[:1].isalpha() and name.replace("_", "").isalnum()):
+        raise ParamError(f"page name {name!r} must start with a letter and hold letters, digits, underscores")
+    if name.lower() in RESERVED_PAGE_NAMES:
+        raise ParamError(
+            f"page name {name!r} is reserved by Sphinx / Jupyter Book ({', '.join(RESERVED_PAGE_NAMES)})"
+        )
     if (book_dir / f"{name}.md").exists():
         raise ParamError(f"page {name!r} exists already")
     lines = src.read_text(encoding="utf-8").splitlines(keepends=True)
     title = next(i for i, line in enumerate(lines) if line.startswith("# "))
     lines[title] = f"# Exploration `{name}` (forked from `{page}`)\n"
     (book_dir / f"{name}.md").write_text("".join(lines), encoding="utf-8")
-    for profile in PROFILES:
+    for profile in profiles(params_dir):
         params = params_dir / profile / f"{page}.yaml"
         if params.is_file():
             shutil.copy(params, params_dir / profile / f"{name}.yaml")

@@ -123,16 +123,50 @@ def _check_run_setting(key: str, value: Any, source: str) -> None:
 
 
 SHARED_FILE = "_shared.yaml"  # run settings shared by the pages of a profile
+BASE_KEY = "base"  # in a profile's _shared.yaml: the profile that fills what this one omits
+
+
+def profiles(params_dir: Path = PARAMS_DIR) -> list[str]:
+    """Every profile: each folder of `params_dir` (smoke, default, paper, and any of the user's)."""
+    return sorted(p.name for p in params_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def base_of(profile: str, params_dir: Path = PARAMS_DIR) -> str | None:
+    """The profile that fills the pages and shared settings `profile` omits: its `_shared.yaml`'s `base`,
+    else `default` for a profile of the user's; the built-in profiles stand alone."""
+    path = params_dir / profile / SHARED_FILE
+    own = load_yaml_mapping(path, ParamError) if path.is_file() else {}
+    base = own.get(BASE_KEY, None if profile in PROFILES else "default")
+    if base is not None and (base == profile or not (params_dir / str(base)).is_dir()):
+        raise ParamError(
+            f"{path}: base {base!r} is not another profile; profiles: {', '.join(profiles(params_dir))}"
+        )
+    return base
+
+
+def check_profile_name(profile: str, params_dir: Path = PARAMS_DIR) -> None:
+    if not (params_dir / profile).is_dir():
+        raise ParamError(
+            f"unknown profile {profile!r}: no folder {params_dir / profile}; "
+            f"profiles found: {', '.join(profiles(params_dir))}"
+        )
 
 
 def load_shared(profile: str, params_dir: Path = PARAMS_DIR) -> tuple[Path, dict[str, Any]]:
-    """The profile's shared settings (``params/<profile>/_shared.yaml``; {} when absent)."""
+    """The profile's shared settings (``params/<profile>/_shared.yaml`` over its base's; {} when none)."""
     path = params_dir / profile / SHARED_FILE
-    return path, (load_yaml_mapping(path, ParamError) if path.is_file() else {})
+    own = load_yaml_mapping(path, ParamError) if path.is_file() else {}
+    base = base_of(profile, params_dir)
+    inherited = load_shared(base, params_dir)[1] if base else {}
+    return path, {**inherited, **{k: v for k, v in own.items() if k != BASE_KEY}}
 
 
 def load_profile(page: str, profile: str, params_dir: Path = PARAMS_DIR) -> tuple[Path, dict[str, Any]]:
+    """The page's own parameter file under `profile`, else under its base profile."""
     path = params_dir / profile / f"{page}.yaml"
+    base = base_of(profile, params_dir)
+    if not path.is_file() and base:
+        return load_profile(page, base, params_dir)
     return path, load_yaml_mapping(path, ParamError)
 
 

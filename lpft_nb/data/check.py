@@ -115,17 +115,25 @@ def check_raw_file(folder: Path, path: str) -> FileCheck:
     return row
 
 
+def _unreadable_as_problem(check, folder: Path, path: str, *args) -> FileCheck:
+    """`check(folder, *args)`, with a file the system will not let us read as a problem row."""
+    try:
+        return check(folder, *args)
+    except OSError as err:
+        return FileCheck(path, problem=f"cannot be read ({err.strerror})", fix=f"chmod u+r {folder / path}")
+
+
 def check_folder(folder: Path) -> tuple[list[FileCheck], list[str]]:
     """Rows of the table and notes. The folder passes when no row has a problem."""
     if not folder.is_dir():
         raise DataError(
             f"data folder {folder} not found; create one with `python -m lpft_nb data download --to {folder}`"
         )
-    rows = [check_book_file(folder, e) for e in BOOK_FILES]
+    rows = [_unreadable_as_problem(check_book_file, folder, e.path, e) for e in BOOK_FILES]
     notes = []
     raw_sources = [f.path for f in RAW_FILES if f.path.startswith("sources/")]
     if (folder / "sources").is_dir():
-        rows += [check_raw_file(folder, p) for p in raw_sources]
+        rows += [_unreadable_as_problem(check_raw_file, folder, p, p) for p in raw_sources]
     else:
         notes.append(
             f"no sources/ folder: the book does not need it; `data build-boss` does "

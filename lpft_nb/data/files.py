@@ -300,3 +300,14 @@ def sha256_of(path) -> str:
 def matches_pin(path: Path, pinned: DataFile) -> bool:
     """True when `path` exists with the pinned size and sha256."""
     return path.is_file() and path.stat().st_size == pinned.size and sha256_of(path) == pinned.sha256
+
+
+def unpinned_files(root: Path, files) -> list[str]:
+    """The files among `files` (paths inside the data folder `root`) whose size or sha256 differs from its
+    pin, as paths relative to `root`; files the manifest does not pin are not judged."""
+    out = []
+    for path in files:
+        rel = Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+        if rel in PINNED and not matches_pin(Path(path), PINNED[rel]):
+            out.append(rel)
+    return out

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,25 +131,36 @@ def _need(path: Path) -> Path:
         raise DataError(f"data folder {path.parent} not found; {WHERE_DATA_COMES_FROM}")
     if not path.is_file():
         raise DataError(f"data file {path} not found; {WHERE_DATA_COMES_FROM}")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"data file {path} cannot be read (permission denied)")
     return path
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 file (ends kept); a byte that is not UTF-8 is an error naming file and line."""
+    data = _need(path).read_bytes()
+    try:
+        return list(io.StringIO(data.decode("utf-8"), newline=""))  # split at \n, \r\n, \r only
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x})") from None
 
 
 def iter_jsonl(path: Path, fields: tuple[str, ...] = ()):
     """Yield (line number, object) for each non-blank line; an error names the file and line."""
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object")
-            for key in fields:
-                if key not in row:
-                    raise DataError(f"{path}:{lineno}: missing field '{key}'")
-            yield lineno, row
+    for lineno, line in enumerate(read_text_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object")
+        for key in fields:
+            if key not in row:
+                raise DataError(f"{path}:{lineno}: missing field '{key}'")
+        yield lineno, row
 
 
 def read_superglue(path: Path, class_names: tuple[str, ...]) -> Split:
@@ -178,37 +191,36 @@ def read_boss_tsv(path: Path, num_classes: int = 3) -> Split:
     """
     _need(path)
     texts, labels, dropped = [], [], 0
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t", quotechar='"')
+    reader = csv.reader(
+        io.StringIO("".join(read_text_lines(path)), newline=""), delimiter="\t", quotechar='"'
+    )
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{path}: empty file") from None
+    if header != ["Text", "Label"]:
+        raise DataError(f"{path}:1: header must be 'Text<TAB>Label', found {header!r}")
+    while True:
         try:
-            header = next(reader)
+            row = next(reader)
         except StopIteration:
-            raise DataError(f"{path}: empty file") from None
-        if header != ["Text", "Label"]:
-            raise DataError(f"{path}:1: header must be 'Text<TAB>Label', found {header!r}")
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as err:
-                raise DataError(f"{path}:{reader.line_num}: {err}") from None
-            if len(row) != 2:
-                raise DataError(
-                    f"{path}:{reader.line_num}: expected 2 tab-separated fields, found {len(row)}"
-                )
-            text, raw_label = row
-            try:
-                label = int(raw_label)
-            except ValueError:
-                raise DataError(f"{path}:{reader.line_num}: label {raw_label!r} is not an integer") from None
-            if not 0 <= label < num_classes:
-                raise DataError(f"{path}:{reader.line_num}: label {label} outside 0..{num_classes - 1}")
-            if text == "":
-                dropped += 1
-                continue
-            texts.append(text)
-            labels.append(label)
+            break
+        except csv.Error as err:
+            raise DataError(f"{path}:{reader.line_num}: {err}") from None
+        if len(row) != 2:
+            raise DataError(f"{path}:{reader.line_num}: expected 2 tab-separated fields, found {len(row)}")
+        text, raw_label = row
+        try:
+            label = int(raw_label)
+        except ValueError:
+            raise DataError(f"{path}:{reader.line_num}: label {raw_label!r} is not an integer") from None
+        if not 0 <= label < num_classes:
+            raise DataError(f"{path}:{reader.line_num}: label {label} outside 0..{num_classes - 1}")
+        if text == "":
+            dropped += 1
+            continue
+        texts.append(text)
+        labels.append(label)
     if not texts:
         raise DataError(f"{path}: no examples")
     return Split(
@@ -244,8 +256,23 @@ def subsample(split: Split, max_n: int | None, max_per_class: int | None, seed: 
             keep.append(members)
         idx = np.sort(np.concatenate(keep))
     if max_n is not None and len(idx) > max_n:
-        idx = np.sort(rng.choice(idx, max_n, replace=False))
+        kept = rng.choice(idx, max_n, replace=False)
+        idx = np.sort(_keep_every_class(kept, idx, split.labels, rng))
     return split.take(idx)
+
+
+def _keep_every_class(kept: np.ndarray, pool: np.ndarray, labels: np.ndarray, rng) -> np.ndarray:
+    """`kept` with one example of each class of `pool` that it lacks swapped in for an example of its
+    most frequent class (a capped draw can miss a rare class: CB's 'neutral'). Unchanged when the draw has
+    every class; needs as many kept examples as classes."""
+    kept = kept.copy()
+    for c in np.setdiff1d(np.unique(labels[pool]), np.unique(labels[kept])):
+        if len(kept) < len(np.unique(labels[pool])):
+            break  # too few examples to hold every class: the caller names the missing class
+        counts = np.bincount(labels[kept])
+        donor = np.flatnonzero(labels[kept] == counts.argmax())
+        kept[rng.choice(donor)] = rng.choice(pool[labels[pool] == c])
+    return kept
 
 
 def load_task(

@@ -53,6 +53,12 @@ def head_from_sklearn(
     """Turn a fitted scikit-learn (coef_, intercept_) into a (C, d) head and (C,) bias."""
     coef = np.asarray(coef, dtype=np.float64)
     intercept = np.asarray(intercept, dtype=np.float64)
+    rows = num_classes if num_classes > 2 else 1
+    if coef.shape[0] != rows or intercept.shape[0] != rows:  # a fit that saw fewer classes than the task has
+        raise ValueError(
+            f"the LP fit has {coef.shape[0]} coefficient row(s), the head needs {rows} "
+            f"for {num_classes} classes: every class needs a training example"
+        )
     if num_classes > 2:
         return coef.copy(), intercept.copy()
     if binary_head not in ("paper", "exact"):

@@ -19,6 +19,10 @@ from ..data.tasks import Split
 from .classifier import LinearHeadClassifier
 
 
+class TrainingDiverged(ValueError):
+    """The loss or the head became non-finite during fine-tuning (one line: epoch, step, lr)."""
+
+
 @dataclass
 class Encoded:
     """Token ids of one split (unpadded, one array per example) and its labels."""
@@ -143,6 +147,11 @@ def fine_tune(
             schedule.step()
             step += 1
             v_norm, b_norm = model.head_norms()
+            if not (math.isfinite(loss.item()) and math.isfinite(v_norm)):
+                raise TrainingDiverged(
+                    f"training diverged at epoch {epoch}, step {step}: loss {loss.item():g}, head norm {v_norm:g} "
+                    f"(lr {history['lr'][-1]:g}); nothing was cached: lower lr"
+                )
             history["step"].append(step)
             history["epoch_float"].append(step / steps_per_epoch)
             history["loss"].append(loss.item())

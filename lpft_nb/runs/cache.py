@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import write_atomically
+from ..config import ConfigError
 
 
 def source_text(obj: Any) -> str:
@@ -44,6 +46,25 @@ def code_key(*sources: Any) -> str:
         h.update(f"{getattr(obj, '__module__', '') or ''}.{name}\n".encode())
         h.update(source_text(obj).encode())
     return h.hexdigest()[:16]
+
+
+def ensure_writable(folder: Path) -> Path:
+    """Create `folder` if needed and check that files can be written in it, before any compute is spent
+    on a result that could not be stored (one-line ConfigError otherwise)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(
+            f"cache folder {folder} is a file or lies under one; set cache_dir or LPFT_CACHE_DIR"
+        ) from None
+    except OSError as err:
+        raise ConfigError(
+            f"cache folder {folder} cannot be created ({err.strerror}); set cache_dir or LPFT_CACHE_DIR"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"cache folder {folder} is not writable; set cache_dir or LPFT_CACHE_DIR")
+    return folder
 
 
 def _load(path: Path) -> dict:
@@ -68,6 +89,7 @@ def memoize(
     ``compute()`` stored there atomically. An unreadable file, or one without every `required` key,
     is deleted and recomputed; `refresh` recomputes regardless."""
     path = Path(path)
+    ensure_writable(path.parent)
     if path.is_file() and not refresh:
         try:
             value = _load(path)

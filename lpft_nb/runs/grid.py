@@ -71,9 +71,15 @@ class Study:
                 file=sys.stderr,
                 flush=True,
             )
+        unpinned = sum(r.metrics.get("data_verified") is False for r in self.results.values())
+        data = (
+            f"{unpinned} on data files that differ from their pinned sha256"
+            if unpinned
+            else "all on pinned data"
+        )
         print(
             f"{len(configs)} runs: {hits} from the cache, {len(configs) - hits} trained; "
-            f"{time.perf_counter() - start:.0f} s"
+            f"{time.perf_counter() - start:.0f} s; {data}"
         )
         return self
 

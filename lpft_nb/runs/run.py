@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,11 +25,12 @@ import torch
 from sklearn.metrics import f1_score
 
 from ..config import RunConfig
-from ..data.tasks import TaskData, load_task
+from ..data.files import unpinned_files
+from ..data.tasks import DataError, TaskData, load_task
 from ..model.classifier import build_classifier, load_tokenizer, resolve_model_path
 from ..model.probe import fit_linear_probe, probe_iteration_path
 from ..model.train import encode, fine_tune, predict
-from .cache import code_key
+from .cache import code_key, ensure_writable
 
 CACHE_FORMAT = 1
 # The modules a training run executes (this one and every package module it imports, transitively; a test
@@ -44,6 +46,31 @@ RUN_MODULES = (
     "lpft_nb.model.train",
     "lpft_nb.runs.cache",
     "lpft_nb.runs.run",
+)
+# What every cache entry must hold to be served (an entry without them is recomputed).
+METRIC_FIELDS = (
+    "data",
+    "head_norm_init",
+    "bias_norm_init",
+    "head_norm_final",
+    "bias_norm_final",
+    "val",
+    "test",
+    "ood",
+    "seconds",
+)
+ARRAY_FIELDS = (
+    "labels_train",
+    "head_weight_init",
+    "head_bias_init",
+    "head_weight_final",
+    "head_bias_final",
+    "logits_val",
+    "labels_val",
+    "logits_test",
+    "labels_test",
+    "features_before_test",
+    "features_after_test",
 )
 FEATURE_SPLITS = ("test",)  # plus every OOD set: features before/after training are stored for these
 
@@ -110,6 +137,7 @@ class RunResult:
             "seed": self.config.seed,
             "model": self.config.model,
             "cache_hit": self.cache_hit,
+            "data_verified": m.get("data_verified"),
             "head_norm_init": m["head_norm_init"],
             "head_norm_final": m["head_norm_final"],
             "lp_C": m.get("lp", {}).get("C"),
@@ -163,7 +191,7 @@ def execute_run(
             model, enc[name], cfg.eval_batch_size, desc=desc(f"φ0 {name}")
         )[1]
     history: dict = {}
-    metrics: dict = {"data": data.summary()}
+    metrics: dict = {"data": data.summary(), "data_verified": data_verified(cfg, data)}
     if cfg.uses_lp_head:
         train_feats = predict(model, enc["train"], cfg.eval_batch_size, desc=desc("φ0 train"))[1]
         arrays["features_before_train"] = train_feats
@@ -248,7 +276,10 @@ def _read_entry(path: Path, cfg: RunConfig) -> RunResult | None:
         history = json.loads((path / "history.json").read_text())
         with np.load(path / "arrays.npz") as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except Exception:
+        lacking = (set(METRIC_FIELDS) - set(metrics)) | (set(ARRAY_FIELDS) - set(arrays))
+        if lacking or (cfg.uses_lp_head and "lp" not in metrics) or not isinstance(history, dict):
+            raise ValueError(f"entry lacks {sorted(lacking)}")
+    except Exception:  # unreadable, truncated or of another schema: recomputed, never served
         shutil.rmtree(path, ignore_errors=True)
         return None
     return RunResult(config=cfg, metrics=metrics, history=history, path=path, cache_hit=True, _arrays=arrays)
@@ -281,8 +312,9 @@ def _write_entry(
 def get_run(cfg: RunConfig, progress: bool = True, refresh: bool = False) -> RunResult:
     """The run for `cfg`: from the cache when an entry with the same key exists, else trained now."""
     data = _load_data(cfg)
+    _check_classes(cfg, data)
     key = run_key(cfg, data)
-    root = cfg.resolved_cache_dir() / "runs"
+    root = ensure_writable(cfg.resolved_cache_dir() / "runs")
     path = root / _entry_name(cfg, key)
     if path.exists() and not refresh:
         hit = _read_entry(path, cfg)
@@ -297,11 +329,30 @@ def get_run(cfg: RunConfig, progress: bool = True, refresh: bool = False) -> Run
     )
 
 
-def get_runs(configs: list[RunConfig], progress: bool = True) -> list[RunResult]:
-    """Several runs (each from the cache or trained), with one progress line per run."""
-    from tqdm import tqdm
+_WARNED: set[str] = set()
 
-    results = []
-    for cfg in tqdm(configs, desc="runs", disable=not progress):
-        results.append(get_run(cfg, progress=progress))
-    return results
+
+def data_verified(cfg: RunConfig, data: TaskData) -> bool:
+    """Whether every data file the run reads matches its pinned sha256; when not, one warning per data
+    folder on stderr (the run goes on: a user may train on data of their own on purpose)."""
+    changed = unpinned_files(cfg.resolved_data_dir(), data.files)
+    if changed and str(cfg.resolved_data_dir()) not in _WARNED:
+        _WARNED.add(str(cfg.resolved_data_dir()))
+        print(
+            f"warning: {len(changed)} data file(s) differ from their pinned sha256 ({', '.join(changed)}); "
+            "the run records data_verified: false. `python -m lpft_nb data check` says more.",
+            file=sys.stderr,
+        )
+    return not changed
+
+
+def _check_classes(cfg: RunConfig, data: TaskData) -> None:
+    """Every class needs a training example (the LP head and the head's rows are per class)."""
+    counts = data.train.class_counts(data.num_classes)
+    missing = [name for name, n in zip(data.class_names, counts) if n == 0]
+    if missing:
+        caps = ", ".join(f"{k}={getattr(cfg, k)}" for k in ("max_train", "max_per_class") if getattr(cfg, k))
+        raise DataError(
+            f"{cfg.dataset}: the training split has no example of class {', '.join(map(repr, missing))}"
+            f"{f' ({caps})' if caps else ''}; raise the cap or use data that hold every class"
+        )
