@@ -131,3 +131,12 @@ def test_the_cache_key_covers_every_module_a_run_imports():
                 # `from . import x` names the module x; `from .x import y` names x
                 todo += [f"{target}.{a.name}" for a in node.names] if node.module is None else [target]
     assert seen <= set(runs.RUN_MODULES), f"add {sorted(seen - set(runs.RUN_MODULES))} to RUN_MODULES"
+
+
+def test_every_run_records_the_random_head_it_started_from(tiny_run):
+    ft = get_run(RunConfig.from_dict({**tiny_run, "method": "ft", "epochs": 1}), progress=False)
+    lp = get_run(RunConfig.from_dict({**tiny_run, "method": "lp"}), progress=False)
+    # the same seed draws the same N(0, 0.02²) head; FT starts from it, LP replaces it
+    assert ft.summary()["head_norm_random"] == lp.summary()["head_norm_random"] == ft.metrics["head_norm_init"]
+    assert lp.metrics["head_norm_init"] == pytest.approx(lp.metrics["lp"]["weight_norm"], rel=1e-6)
+    assert lp.metrics["head_norm_init"] != pytest.approx(lp.metrics["head_norm_random"], rel=1e-3)

@@ -50,6 +50,7 @@ RUN_MODULES = (
 # What every cache entry must hold to be served (an entry without them is recomputed).
 METRIC_FIELDS = (
     "data",
+    "head_norm_random",
     "head_norm_init",
     "bias_norm_init",
     "head_norm_final",
@@ -138,6 +139,7 @@ class RunResult:
             "model": self.config.model,
             "cache_hit": self.cache_hit,
             "data_verified": m.get("data_verified"),
+            "head_norm_random": m["head_norm_random"],
             "head_norm_init": m["head_norm_init"],
             "head_norm_final": m["head_norm_final"],
             "lp_C": m.get("lp", {}).get("C"),
@@ -192,6 +194,8 @@ def execute_run(
         )[1]
     history: dict = {}
     metrics: dict = {"data": data.summary(), "data_verified": data_verified(cfg, data)}
+    # the seed's N(0, 0.02²) head before any LP or scaling: the paper's "Pre-trained" row of Table 13
+    metrics["head_norm_random"] = model.head_norms()[0]
     if cfg.uses_lp_head:
         train_feats = predict(model, enc["train"], cfg.eval_batch_size, desc=desc("φ0 train"))[1]
         arrays["features_before_train"] = train_feats
