@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -147,3 +148,46 @@ def test_fork_copies_the_page_and_its_parameters_and_lists_it(tmp_path):
     assert check_profile("my_study", "smoke", book_dir=book, params_dir=params)
     with pytest.raises(ParamError, match="exists already"):
         fork_page("dynamics", "my_study", book_dir=book, params_dir=params)
+
+
+def test_the_rendered_page_has_one_parameters_cell_with_this_builds_values(tmp_path):
+    from lpft_nb.book.build import _one_parameters_cell
+
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {"tags": ["parameters"]},
+                "outputs": [],
+                "source": 'seeds: list = [1, 2]  # one run per seed\nmodel: str = "m"  # encoder\nn: int = 3\n',
+            },
+            {
+                "cell_type": "code",
+                "metadata": {"tags": ["injected-parameters"]},
+                "outputs": [],
+                "source": "# Parameters\nseeds = [1, 2, 3]\nn = 5\n",
+            },
+        ]
+    }
+    path = tmp_path / "p.ipynb"
+    path.write_text(json.dumps(nb))
+    _one_parameters_cell(path, {"seeds": [1, 2, 3], "n": 5})
+    cells = json.loads(path.read_text())["cells"]
+    assert cells[0]["source"].splitlines() == [
+        "seeds: list = [1, 2, 3]  # one run per seed",
+        'model: str = "m"  # encoder',
+        "n: int = 5",
+    ]
+    assert "remove-cell" in cells[1]["metadata"]["tags"]
+
+
+def test_no_repository_button_without_a_repository(monkeypatch):
+    from lpft_nb.book import build
+
+    monkeypatch.setenv("LPFT_REPOSITORY_URL", "git@github.com:someone/lpft.git")
+    assert build.repository_url() is None  # not an http(s) address: no button
+    monkeypatch.setenv("LPFT_REPOSITORY_URL", "https://example.org/someone/lpft")
+    assert build.repository_url() == "https://example.org/someone/lpft"
+    monkeypatch.delenv("LPFT_REPOSITORY_URL")
+    monkeypatch.setattr(build, "ROOT", Path("/"))  # no git remote there
+    assert build.repository_url() is None

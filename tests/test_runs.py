@@ -137,6 +137,8 @@ def test_every_run_records_the_random_head_it_started_from(tiny_run):
     ft = get_run(RunConfig.from_dict({**tiny_run, "method": "ft", "epochs": 1}), progress=False)
     lp = get_run(RunConfig.from_dict({**tiny_run, "method": "lp"}), progress=False)
     # the same seed draws the same N(0, 0.02²) head; FT starts from it, LP replaces it
-    assert ft.summary()["head_norm_random"] == lp.summary()["head_norm_random"] == ft.metrics["head_norm_init"]
+    assert (
+        ft.summary()["head_norm_random"] == lp.summary()["head_norm_random"] == ft.metrics["head_norm_init"]
+    )
     assert lp.metrics["head_norm_init"] == pytest.approx(lp.metrics["lp"]["weight_norm"], rel=1e-6)
     assert lp.metrics["head_norm_init"] != pytest.approx(lp.metrics["head_norm_random"], rel=1e-3)

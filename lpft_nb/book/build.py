@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def execute_page(page: str, profile: str, out_dir: Path, book_dir: Path = BOOK_D
                 stderr_file=log,
                 cwd=str(book_dir),
             )
+        _one_parameters_cell(target, params)
         ok, error = True, ""
     except Exception as err:  # a failing page is reported, the others still run
         ok, error = False, _failure_summary(err)
@@ -123,6 +125,47 @@ def execute_page(page: str, profile: str, out_dir: Path, book_dir: Path = BOOK_D
     return PageResult(page, ok, time.perf_counter() - start, error)
 
 
+_PARAMETER_LINE = re.compile(
+    r"^(?P<name>[A-Za-z_]\w*)(?P<type>\s*:[^=]+)?=\s*(?P<value>.*?)(?P<comment>\s+#.*)?$"
+)
+
+
+def _one_parameters_cell(path: Path, params: dict) -> None:
+    """Show the reader one parameters cell holding the values this build used: papermill's injected cell
+    is removed from the rendered page and its values are written into the page's own `parameters` cell
+    (whose comments say what each parameter means)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags:
+            cell["metadata"]["tags"] = [*tags, "remove-cell"]
+        elif "parameters" in tags:
+            lines = "".join(cell["source"]).splitlines()
+            for i, line in enumerate(lines):
+                m = _PARAMETER_LINE.match(line)
+                if m and m["name"] in params:
+                    value = params[m["name"]]
+                    lines[i] = f"{m['name']}{m['type'] or ' '}= {value!r}{m['comment'] or ''}"
+            cell["source"] = "\n".join(lines)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def repository_url() -> str | None:
+    """The repository the book's buttons point to: $LPFT_REPOSITORY_URL, else the `origin` remote as an
+    https URL, else None (no repository button: never a made-up address)."""
+    url = os.environ.get("LPFT_REPOSITORY_URL")
+    if not url:
+        proc = subprocess.run(
+            ["git", "-C", str(ROOT), "remote", "get-url", "origin"], capture_output=True, text=True
+        )
+        url = proc.stdout.strip() if proc.returncode == 0 else ""
+        if url.startswith("git@") and ":" in url:  # git@host:owner/name.git → https://host/owner/name
+            host, path = url[4:].split(":", 1)
+            url = f"https://{host}/{path}"
+        url = url.removesuffix(".git")
+    return url if url.startswith(("https://", "http://")) else None
+
+
 def _stage(profile: str, executed: Path, site: Path) -> None:
     """Lay out the Jupyter Book source: config, toc, prose pages and executed notebooks."""
     if site.exists():
@@ -130,6 +173,16 @@ def _stage(profile: str, executed: Path, site: Path) -> None:
     site.mkdir(parents=True)
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"
+    url = repository_url()
+    theme = config.setdefault("sphinx", {}).setdefault("config", {}).setdefault("html_theme_options", {})
+    config.setdefault("html", {})["use_repository_button"] = bool(url)
+    theme["use_repository_button"] = bool(url)
+    if url:
+        config.setdefault("repository", {})["url"] = url
+        theme["repository_url"] = url
+    else:
+        config.pop("repository", None)
+        theme.pop("repository_url", None)
     (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     shutil.copy(BOOK_DIR / "_toc.yml", site / "_toc.yml")
     for name in toc_files():
