@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from ..config import DEFAULT_MODEL, LpC, lp_label, resolve_cache_dir
@@ -136,9 +135,7 @@ def build_setting_model(spec: KernelSpec, task, tokenizer):
             binary_head=spec.lp_binary_head,
             seed=spec.seed,
         )
-        with torch.no_grad():
-            model.head.weight.copy_(torch.from_numpy(probe.weight).float())
-            model.head.bias.copy_(torch.from_numpy(probe.bias).float())
+        model.set_head(probe.weight, probe.bias)
     return model.eval()
 
 

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -146,6 +147,12 @@ class LinearHeadClassifier(nn.Module):
 
     def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
         return self.head(self.dropout(self.features(input_ids, attention_mask, token_type_ids)))
+
+    @torch.no_grad()
+    def set_head(self, weight: np.ndarray, bias: np.ndarray) -> None:
+        """Insert a fitted head: weight (C, d) and bias (C,), cast to the head's dtype."""
+        self.head.weight.copy_(torch.from_numpy(np.asarray(weight)).to(self.head.weight.dtype))
+        self.head.bias.copy_(torch.from_numpy(np.asarray(bias)).to(self.head.bias.dtype))
 
     def head_norms(self) -> tuple[float, float]:
         """(‖V‖_F, ‖b‖_2)."""

@@ -39,6 +39,7 @@ CACHE_FORMAT = 1
 RUN_MODULES = (
     "lpft_nb.atomic",
     "lpft_nb.config",
+    "lpft_nb.data.files",
     "lpft_nb.data.tasks",
     "lpft_nb.model.classifier",
     "lpft_nb.model.head_mechanism",
@@ -207,9 +208,7 @@ def execute_run(
             binary_head=cfg.lp_binary_head,
             seed=cfg.seed,
         )
-        with torch.no_grad():
-            model.head.weight.copy_(torch.from_numpy(probe.weight).float())
-            model.head.bias.copy_(torch.from_numpy(probe.bias).float())
+        model.set_head(probe.weight, probe.bias)
         history["lp_path"] = probe_iteration_path(
             train_feats, data.train.labels, data.num_classes, probe.C, binary_head=cfg.lp_binary_head
         )
