@@ -187,3 +187,18 @@ def test_feature_table_marks_unchanged_rows_with_a_dash(monkeypatch):
     assert table.loc["FT", "Diff(F) ours"] == "2 ± 0 (n=3)"
     assert table.loc["Pre-trained", "Diff(F) paper"] == "–"  # the paper reports none there
     assert "Norm(C) paper" in table.columns
+
+
+def test_tables_show_no_nan_and_whole_numbers_as_integers():
+    import pandas as pd
+
+    from lpft_nb.report.format import tidy
+
+    table = tidy(pd.DataFrame({"n": [52.0, float("nan")], "paper": [None, 33.5], "text": ["a", "b"]}))
+    assert table.to_dict("list") == {"n": [52, "–"], "paper": ["–", 33.5], "text": ["a", "b"]}
+    study = grid(
+        {"lp": lambda seed, c, s: head(1.0, 30.0), "ft": lambda seed, c, s: head(1.0, 1.1)},
+        datasets=("cb", "amazon"),
+    )
+    shown = tables.head_norm_table(study).to_string()
+    assert "NaN" not in shown and "None" not in shown

@@ -22,6 +22,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+MISSING_CELLS = {"NaN", "nan", "None", "<NA>"}
 FORBIDDEN = {
     "a Python traceback": "Traceback (most recent call last)",
     "a matplotlib placeholder instead of an image": "<Figure size",
@@ -29,17 +30,32 @@ FORBIDDEN = {
 
 
 class _Images(HTMLParser):
+    """Image sources, element classes and the text of every table cell of a page."""
+
     def __init__(self):
         super().__init__()
         self.sources: list[str] = []
         self.classes: list[str] = []
+        self.cells: list[str] = []
+        self._cell: list[str] | None = None
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list) -> None:
         attrs = dict(attrs)
         if tag == "img":
             self.sources.append(attrs.get("src") or "")
         if attrs.get("class"):
             self.classes.append(attrs["class"])
+        if tag in ("td", "th"):
+            self._cell = []
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.cells.append("".join(self._cell).strip())
+            self._cell = None
 
 
 def chromium_binary() -> str:
@@ -87,6 +103,11 @@ def check_page(page: Path, dom: str, expect_figures: bool) -> list[str]:
     parser.feed(dom)
     if any(re.search(r"\boutput traceback\b|\berror\b.*\boutput\b", c) for c in parser.classes):
         problems.append(f"{page.name}: has an error output cell")
+    missing = sorted({c for c in parser.cells if c in MISSING_CELLS})
+    if missing:
+        problems.append(f"{page.name}: a table shows {', '.join(missing)} (a missing value is shown as '–')")
+    if any("tag_injected-parameters" in c for c in parser.classes):
+        problems.append(f"{page.name}: shows papermill's injected-parameters cell")
     figures = [src for src in parser.sources if "_images/" in src or src.startswith("data:image")]
     for src in figures:
         if src.startswith("data:image"):

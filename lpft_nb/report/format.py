@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 
 
@@ -19,3 +22,16 @@ def fmt(values: ArrayLike, digits: int = 3) -> str:
     if arr.size == 1:
         return f"{m:.{digits}g}"
     return f"{m:.{digits}g} ± {s:.2g} (n={arr.size})"
+
+
+def tidy(table: pd.DataFrame) -> pd.DataFrame:
+    """A table as the book shows it: a missing value (NaN, None) as "–", a whole number as an integer."""
+
+    def cell(value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            return int(value)
+        return value
+
+    return table.astype(object).map(cell)

@@ -6,6 +6,7 @@ report or a row where the quantity is zero by construction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,9 +31,23 @@ from ..paper import (
     TABLE14_CALIBRATION,
 )
 from ..runs.grid import Study
-from .format import fmt, mean_std
+from .format import fmt, mean_std, tidy
 
 
+def _tidied(table_function):
+    """Every table of this module passes through `format.tidy` (no NaN, integers as integers)."""
+
+    @functools.wraps(table_function)
+    def wrapper(*args, **kwargs):
+        out = table_function(*args, **kwargs)
+        if isinstance(out, tuple):  # (table, extra)
+            return (tidy(out[0]), *out[1:])
+        return tidy(out)
+
+    return wrapper
+
+
+@_tidied
 def head_norm_table(study: Study, lp_C: LpC = "cv") -> pd.DataFrame:
     """Paper Table 13: ‖V‖_F after training per method (ours mean ± std over seeds, paper beside)."""
     rows = []
@@ -52,6 +67,7 @@ def head_norm_table(study: Study, lp_C: LpC = "cv") -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
+@_tidied
 def accuracy_table(
     study: Study, split: str = "test", lp_C: LpC = "cv", with_paper: bool = False
 ) -> pd.DataFrame:
@@ -74,6 +90,7 @@ def accuracy_table(
     return table
 
 
+@_tidied
 def data_table(study: Study) -> pd.DataFrame:
     """The examples each dataset's runs used, per split (from the first run of the grid)."""
     method, lp_C = study.methods[0], study.lp_Cs[0]
@@ -86,6 +103,7 @@ def data_table(study: Study) -> pd.DataFrame:
     ).set_index(["dataset", "split"])
 
 
+@_tidied
 def anisotropy_table(study: Study) -> pd.DataFrame:
     """Mean pairwise cosine of the pre-trained test features per dataset, beside the paper's RoBERTa value."""
     method, lp_C = study.methods[0], study.lp_Cs[0]
@@ -103,6 +121,7 @@ def anisotropy_table(study: Study) -> pd.DataFrame:
     ).set_index("dataset")
 
 
+@_tidied
 def feature_table(study: Study, dataset: str, lp_C: LpC = "cv", split: str = "test") -> pd.DataFrame:
     """Paper Table 1 for one dataset: CS, Diff, Diff of norms, FDR and Norm(C), ours beside the paper's.
 
@@ -149,6 +168,7 @@ def _feature_cells(study: Study, dataset: str, methods, lp_C: LpC, split: str):
         )
 
 
+@_tidied
 def feature_change_table(study: Study, lp_C: LpC = "cv", split: str = "test") -> pd.DataFrame:
     """Paper Table 12: Diff(F) during the FT stage per method and dataset, ours beside the paper's."""
     rows = []
@@ -164,6 +184,7 @@ def feature_change_table(study: Study, lp_C: LpC = "cv", split: str = "test") ->
     return pd.DataFrame(rows).set_index("method")
 
 
+@_tidied
 def scaling_table(
     study: Study,
     dataset: str,
@@ -190,6 +211,7 @@ def scaling_table(
     return pd.DataFrame(rows).set_index(["method", "head × s"])
 
 
+@_tidied
 def calibration_table(study: Study, dataset: str, lp_C: LpC = "cv", calibrator: str = "ts") -> pd.DataFrame:
     """Paper Tables 3 / 14: ECE and MCE (%) without and with the calibrator, and the improvement.
 
@@ -224,6 +246,7 @@ def calibration_table(study: Study, dataset: str, lp_C: LpC = "cv", calibrator: 
     return table.dropna(axis=1, how="all")
 
 
+@_tidied
 def calibrated_accuracy_table(study: Study) -> pd.DataFrame:
     """Test accuracy (%) raw, after temperature scaling and after vector scaling, per run cell."""
     rows = []
@@ -247,6 +270,7 @@ def calibrated_accuracy_table(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["dataset", "method", "LP"])
 
 
+@_tidied
 def boss_accuracy_table(study: Study, metric: str = "accuracy", lp_C: LpC = "cv") -> pd.DataFrame:
     """Paper Table 10: accuracy (or macro_f1) in % on the Amazon test set (ID) and each OOD set, mean ± std
     over seeds, the paper's accuracy beside, ★ on the best mean of each of our columns."""
@@ -269,6 +293,7 @@ def boss_accuracy_table(study: Study, metric: str = "accuracy", lp_C: LpC = "cv"
     return pd.DataFrame(rows).set_index("method")
 
 
+@_tidied
 def boss_feature_table(study: Study, split: str, lp_C: LpC = "cv") -> pd.DataFrame:
     """Paper Table 11 for one BOSS set (`split` "test" is Amazon): CS, Diff, FDR; Norm(C) on Amazon."""
     name = "amazon" if split == "test" else split
@@ -286,6 +311,7 @@ def boss_feature_table(study: Study, split: str, lp_C: LpC = "cv") -> pd.DataFra
     return pd.DataFrame(rows).set_index("method")
 
 
+@_tidied
 def lp_choice_table(study: Study) -> pd.DataFrame:
     """For each LP regularisation: the C used and the LP head norm, per dataset."""
     rows = []
@@ -305,6 +331,7 @@ def lp_choice_table(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@_tidied
 def kernel_table(results: dict, dataset: str):
     """Paper Tables 2 / 9 for one dataset: rank, Frobenius norm, kernel-regression accuracy and FT ratio.
 
@@ -343,6 +370,7 @@ def kernel_table(results: dict, dataset: str):
     return pd.DataFrame(rows).set_index(["method", "kernel"])
 
 
+@_tidied
 def lora_scale_table(kernels: dict, query_value: dict, lp_C: LpC, sigma2: float):
     """Prop. 4.4 per dataset for LoRA vs FT and LP-LoRA vs LP-FT: P gap, fitted and predicted F scale.
 
@@ -377,6 +405,7 @@ def lora_scale_table(kernels: dict, query_value: dict, lp_C: LpC, sigma2: float)
     return pd.DataFrame(rows).set_index(["dataset", "pair"]), scales
 
 
+@_tidied
 def rank_sweep_table(sweep: list[dict]) -> pd.DataFrame:
     """The LoRA rank sweep (`analysis.lora.rank_sweep`), one row per rank: accuracy and Diff(F) over seeds,
     the fitted kernel scale s* and Prop. 4.4's σ² r."""
@@ -393,6 +422,7 @@ def rank_sweep_table(sweep: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("r")
 
 
+@_tidied
 def span_table(experiments: list[SpanExperiment]):
     """One row per experiment (optimizer): steps, training loss, largest feature change off the training span
     and smallest inside it."""

@@ -1,0 +1,26 @@
+"""The HTML check's page rules, on small hand-written pages (Chromium itself runs in CI's check-html)."""
+
+from pathlib import Path
+
+from lpft_nb.book.html_check import check_page
+
+GOOD = "<html><body><table><tr><th>n</th><td>52</td><td>–</td></tr></table></body></html>"
+
+
+def test_a_clean_page_passes():
+    assert check_page(Path("p.html"), GOOD, expect_figures=False) == []
+
+
+def test_nan_cells_and_the_injected_parameters_cell_are_problems():
+    bad = GOOD.replace("<td>52</td>", "<td>NaN</td>").replace(
+        "<body>", '<body><div class="cell tag_injected-parameters docutils container">x</div>'
+    )
+    problems = check_page(Path("p.html"), bad, expect_figures=False)
+    assert any("a table shows NaN" in p for p in problems)
+    assert any("injected-parameters" in p for p in problems)
+
+
+def test_a_traceback_and_a_missing_figure_are_problems():
+    page = GOOD.replace("<body>", "<body>Traceback (most recent call last)")
+    problems = check_page(Path("p.html"), page, expect_figures=True)
+    assert any("traceback" in p for p in problems) and any("no figure images" in p for p in problems)
