@@ -217,13 +217,15 @@ def cmd_fork(args: argparse.Namespace) -> int:
 
 
 def cmd_check_html(args: argparse.Namespace) -> int:
-    from .book.build import BUILD_DIR, toc_files
+    from .book.build import BUILD_DIR, SECTION_PAGES, toc_files
     from .book.html_check import check_book
     from .book.params import BOOK_DIR
 
     html_dir = Path(args.html_dir) if args.html_dir else BUILD_DIR / "html"
     pages = {name: "plt.show()" in (BOOK_DIR / f"{name}.md").read_text() for name in toc_files()}
-    problems = check_book(html_dir, pages, Path(args.screenshots) if args.screenshots else None)
+    problems = check_book(
+        html_dir, pages, Path(args.screenshots) if args.screenshots else None, math_pages=SECTION_PAGES
+    )
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     print(f"html check: {len(pages)} pages, {len(problems)} problems")

@@ -150,8 +150,8 @@ def test_fork_copies_the_page_and_its_parameters_and_lists_it(tmp_path):
         fork_page("dynamics", "my_study", book_dir=book, params_dir=params)
 
 
-def test_the_rendered_page_has_one_parameters_cell_with_this_builds_values(tmp_path):
-    from lpft_nb.book.build import _one_parameters_cell
+def test_the_rendered_page_has_one_parameters_cell_with_this_builds_values_and_folded_plumbing(tmp_path):
+    from lpft_nb.book.build import _prepare_for_reading
 
     nb = {
         "cells": [
@@ -167,11 +167,13 @@ def test_the_rendered_page_has_one_parameters_cell_with_this_builds_values(tmp_p
                 "outputs": [],
                 "source": "# Parameters\nseeds = [1, 2, 3]\nn = 5\n",
             },
+            {"cell_type": "code", "metadata": {}, "outputs": [], "source": "study = lp.Study(...).run()"},
+            {"cell_type": "code", "metadata": {"tags": ["show-input"]}, "outputs": [], "source": "ece(p, y)"},
         ]
     }
     path = tmp_path / "p.ipynb"
     path.write_text(json.dumps(nb))
-    _one_parameters_cell(path, {"seeds": [1, 2, 3], "n": 5})
+    _prepare_for_reading(path, {"seeds": [1, 2, 3], "n": 5})
     cells = json.loads(path.read_text())["cells"]
     assert cells[0]["source"].splitlines() == [
         "seeds: list = [1, 2, 3]  # one run per seed",
@@ -179,6 +181,8 @@ def test_the_rendered_page_has_one_parameters_cell_with_this_builds_values(tmp_p
         "n: int = 5",
     ]
     assert "remove-cell" in cells[1]["metadata"]["tags"]
+    assert "hide-input" not in cells[0]["metadata"]["tags"]
+    assert cells[2]["metadata"]["tags"] == ["hide-input"] and cells[3]["metadata"]["tags"] == ["show-input"]
 
 
 def test_no_repository_button_without_a_repository(monkeypatch):

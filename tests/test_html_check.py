@@ -24,3 +24,9 @@ def test_a_traceback_and_a_missing_figure_are_problems():
     page = GOOD.replace("<body>", "<body>Traceback (most recent call last)")
     problems = check_page(Path("p.html"), page, expect_figures=True)
     assert any("traceback" in p for p in problems) and any("no figure images" in p for p in problems)
+
+
+def test_a_section_page_without_an_equation_is_a_problem():
+    assert any("no typeset equation" in p for p in check_page(Path("p.html"), GOOD, False, expect_math=True))
+    with_math = GOOD.replace("<body>", '<body><div class="math notranslate nohighlight">x</div>')
+    assert check_page(Path("p.html"), with_math, False, expect_math=True) == []

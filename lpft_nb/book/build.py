@@ -37,6 +37,7 @@ BUILD_DIR = ROOT / "_build"
 EXPLORATIONS = "Explorations"
 EXECUTED_ENV = "LPFT_EXECUTED_DIR"
 GATHERING_PAGES = ("claims",)
+SECTION_PAGES = ("dynamics", "norms", "ntk", "calibration", "lora", "boss_ood")  # one per paper section
 RESERVED_PAGE_NAMES = (
     "genindex",
     "index",
@@ -114,7 +115,7 @@ def execute_page(page: str, profile: str, out_dir: Path, book_dir: Path = BOOK_D
                 stderr_file=log,
                 cwd=str(book_dir),
             )
-        _one_parameters_cell(target, params)
+        _prepare_for_reading(target, params)
         ok, error = True, ""
     except Exception as err:  # a failing page is reported, the others still run
         ok, error = False, _failure_summary(err)
@@ -130,13 +131,21 @@ _PARAMETER_LINE = re.compile(
 )
 
 
-def _one_parameters_cell(path: Path, params: dict) -> None:
-    """Show the reader one parameters cell holding the values this build used: papermill's injected cell
-    is removed from the rendered page and its values are written into the page's own `parameters` cell
-    (whose comments say what each parameter means)."""
+def _prepare_for_reading(path: Path, params: dict) -> None:
+    """Fold the machinery of an executed page away for the reader.
+
+    One parameters cell holds the values this build used: papermill's injected cell is removed from the
+    rendered page and its values are written into the page's own `parameters` cell (whose comments say
+    what each parameter means). Every other code cell shows its output with its input collapsed
+    (`hide-input`: a click unfolds it), unless the page tags it `show-input` as code worth reading.
+    """
     nb = json.loads(path.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
-        tags = cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] != "code":
+            continue
+        tags = cell.setdefault("metadata", {}).get("tags", [])
+        if "parameters" not in tags and "injected-parameters" not in tags and "show-input" not in tags:
+            cell["metadata"]["tags"] = [*tags, "hide-input"]
         if "injected-parameters" in tags:
             cell["metadata"]["tags"] = [*tags, "remove-cell"]
         elif "parameters" in tags:

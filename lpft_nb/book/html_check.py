@@ -96,7 +96,7 @@ def screenshot(page: Path, out: Path, binary: str, size: str = "1200,3000") -> N
         )
 
 
-def check_page(page: Path, dom: str, expect_figures: bool) -> list[str]:
+def check_page(page: Path, dom: str, expect_figures: bool, expect_math: bool = False) -> list[str]:
     """Problems found on one page (empty when it is fine)."""
     problems = [f"{page.name}: shows {what}" for what, text in FORBIDDEN.items() if text in dom]
     parser = _Images()
@@ -115,13 +115,18 @@ def check_page(page: Path, dom: str, expect_figures: bool) -> list[str]:
         target = (page.parent / src.split("#")[0].split("?")[0]).resolve()
         if not target.is_file() or target.stat().st_size < 1000:
             problems.append(f"{page.name}: image {src} is missing or empty")
+    if expect_math and not any(re.search(r"\bmath\b", c) for c in parser.classes):
+        problems.append(f"{page.name}: no typeset equation, though it is a section page of the paper")
     if expect_figures and not figures:
         problems.append(f"{page.name}: no figure images, though the page draws figures")
     return problems
 
 
-def check_book(html_dir: Path, pages: dict[str, bool], screenshots: Path | None = None) -> list[str]:
-    """Check each page (name → whether it should hold figures); print one line per page; return problems."""
+def check_book(
+    html_dir: Path, pages: dict[str, bool], screenshots: Path | None = None, math_pages: tuple[str, ...] = ()
+) -> list[str]:
+    """Check each page (name → whether it should hold figures; `math_pages` must show an equation); print
+    one line per page; return problems."""
     binary = chromium_binary()
     problems: list[str] = []
     for name, expect_figures in pages.items():
@@ -134,7 +139,7 @@ def check_book(html_dir: Path, pages: dict[str, bool], screenshots: Path | None 
         except (RuntimeError, subprocess.TimeoutExpired) as err:
             problems.append(str(err))
             continue
-        found = check_page(page, dom, expect_figures)
+        found = check_page(page, dom, expect_figures, expect_math=name in math_pages)
         n_images = dom.count("<img")
         print(f"html check {name + '.html':<24} {'ok' if not found else 'PROBLEMS'} ({n_images} images)")
         problems += found
