@@ -165,7 +165,7 @@ def test_head_norm_table_columns_and_paper_cells():
     table = tables.head_norm_table(study)
     assert list(table.columns) == ["cb ours", "cb paper"]
     assert list(table.index) == ["Pre-trained (random init)", "LP", "FT"]
-    assert table.loc["LP", "cb paper"] == 33.5 and table.loc["FT", "cb ours"] == "1.1 ± 0 (n=3)"
+    assert table.loc["LP", "cb paper"] == 33.5 and table.loc["FT", "cb ours"] == "1.1 ± 0"
 
 
 def test_feature_table_marks_unchanged_rows_with_a_dash(monkeypatch):
@@ -184,7 +184,7 @@ def test_feature_table_marks_unchanged_rows_with_a_dash(monkeypatch):
     )
     table = tables.feature_table(study, "rte")
     assert table.loc["Pre-trained", "Diff(F) ours"] == "–" and table.loc["LP", "Diff(F) ours"] == "–"
-    assert table.loc["FT", "Diff(F) ours"] == "2 ± 0 (n=3)"
+    assert table.loc["FT", "Diff(F) ours"] == "2 ± 0"
     assert table.loc["Pre-trained", "Diff(F) paper"] == "–"  # the paper reports none there
     assert "Norm(C) paper" in table.columns
 

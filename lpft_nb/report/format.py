@@ -15,13 +15,14 @@ def mean_std(values: ArrayLike) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
-def fmt(values: ArrayLike, digits: int = 3) -> str:
-    """'m ± s (n=k)' for a list of per-seed values, or the number for one value."""
+def fmt(values: ArrayLike, digits: int = 3, show_n: bool = True) -> str:
+    """'m ± s (n=k)' for a list of per-seed values, or the number for one value. Tables, whose caption
+    states the seeds, leave out the count (`show_n=False`)."""
     arr = np.atleast_1d(np.asarray(values, dtype=float))
     m, s = mean_std(arr)
     if arr.size == 1:
         return f"{m:.{digits}g}"
-    return f"{m:.{digits}g} ± {s:.2g} (n={arr.size})"
+    return f"{m:.{digits}g} ± {s:.2g}" + (f" (n={arr.size})" if show_n else "")
 
 
 def tidy(table: pd.DataFrame) -> pd.DataFrame:
