@@ -30,3 +30,17 @@ def test_a_section_page_without_an_equation_is_a_problem():
     assert any("no typeset equation" in p for p in check_page(Path("p.html"), GOOD, False, expect_math=True))
     with_math = GOOD.replace("<body>", '<body><div class="math notranslate nohighlight">x</div>')
     assert check_page(Path("p.html"), with_math, False, expect_math=True) == []
+
+
+def test_an_image_outside_a_captioned_figure_is_a_problem(tmp_path):
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "_images" / "a.png").write_bytes(b"x" * 2000)
+    bare = GOOD.replace("<body>", '<body><img src="_images/a.png">')
+    assert any(
+        "1 of 1 images have no captioned figure" in p for p in check_page(tmp_path / "p.html", bare, True)
+    )
+    captioned = GOOD.replace(
+        "<body>",
+        '<body><figure><div><img src="_images/a.png"></div><figcaption>What it shows.</figcaption></figure>',
+    )
+    assert check_page(tmp_path / "p.html", captioned, True) == []

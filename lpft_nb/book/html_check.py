@@ -117,6 +117,15 @@ def check_page(page: Path, dom: str, expect_figures: bool, expect_math: bool = F
             problems.append(f"{page.name}: image {src} is missing or empty")
     if expect_math and not any(re.search(r"\bmath\b", c) for c in parser.classes):
         problems.append(f"{page.name}: no typeset equation, though it is a section page of the paper")
+    captioned = sum(
+        len(re.findall(r"<img\b[^>]*src=\"(?:[^\"]*_images/|data:image)", block))
+        for block in re.findall(r"<figure\b.*?</figure>", dom, flags=re.S)
+        if "<figcaption" in block
+    )
+    if captioned < len(figures):
+        problems.append(
+            f"{page.name}: {len(figures) - captioned} of {len(figures)} images have no captioned figure"
+        )
     if expect_figures and not figures:
         problems.append(f"{page.name}: no figure images, though the page draws figures")
     return problems
