@@ -5,6 +5,7 @@ python -m lpft_nb check-html [_build/html] [--screenshots DIR]
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -65,21 +66,53 @@ def chromium_binary() -> str:
     raise FileNotFoundError("headless Chromium not found (Debian: apt-get install chromium)")
 
 
+# Run in the page once it has loaded, at the window width a reader has: every table wider than the content
+# column is recorded on <body data-overflow="...">, which the dumped DOM carries back.
+MEASURE_TABLES = """<script>
+window.addEventListener("load", () => {
+  const column = document.querySelector("article") || document.querySelector("main") || document.body;
+  const wide = [];
+  document.querySelectorAll("table").forEach((table, i) => {
+    if (column.contains(table) && table.scrollWidth > column.clientWidth + 1) {
+      const caption = table.querySelector("caption");
+      wide.push(`table ${i + 1} (${caption ? caption.textContent.slice(0, 40) : "no caption"}): `
+                + `${table.scrollWidth} px > ${column.clientWidth} px`);
+    }
+  });
+  document.body.setAttribute("data-overflow", wide.join("; "));
+});
+</script>"""
+WINDOW = "1200,3000"
+
+
 def render_dom(page: Path, binary: str) -> str:
-    """The page's DOM after Chromium loaded it (scripts run)."""
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.resolve().as_uri()],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    """The page's DOM after Chromium loaded it at `WINDOW` (scripts run, tables measured)."""
+    probe = page.with_name(f".check-{page.name}")  # beside the page, so its relative links resolve
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", MEASURE_TABLES + "</body>"), "utf-8")
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            proc = subprocess.run(
+                [
+                    binary,
+                    *CHROMIUM_FLAGS,
+                    f"--user-data-dir={profile}",
+                    f"--window-size={WINDOW}",
+                    "--virtual-time-budget=5000",
+                    "--dump-dom",
+                    probe.resolve().as_uri(),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+    finally:
+        probe.unlink(missing_ok=True)
     if proc.returncode != 0 or "<body" not in proc.stdout:
         raise RuntimeError(f"{page.name}: Chromium did not load it ({proc.stderr.strip().splitlines()[-1:]})")
     return proc.stdout
 
 
-def screenshot(page: Path, out: Path, binary: str, size: str = "1200,3000") -> None:
+def screenshot(page: Path, out: Path, binary: str, size: str = WINDOW) -> None:
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [
@@ -103,6 +136,9 @@ def check_page(page: Path, dom: str, expect_figures: bool, expect_math: bool = F
     parser.feed(dom)
     if any(re.search(r"\boutput traceback\b|\berror\b.*\boutput\b", c) for c in parser.classes):
         problems.append(f"{page.name}: has an error output cell")
+    overflow = re.search(r'data-overflow="([^"]+)"', dom)
+    if overflow:
+        problems.append(f"{page.name}: wider than the content column: {html.unescape(overflow.group(1))}")
     missing = sorted({c for c in parser.cells if c in MISSING_CELLS})
     if missing:
         problems.append(f"{page.name}: a table shows {', '.join(missing)} (a missing value is shown as '–')")
