@@ -16,15 +16,10 @@ from ..model.head_mechanism import softmax
 from ..model.train import epoch_summary
 from ..paper import METHOD_LABELS, TABLE13_HEAD_NORM
 from ..runs.grid import Study
+from .style import METHOD_COLORS, apply_style, class_color
 
-COLORS = {
-    "lp": "#8250df",
-    "ft": "#0969da",
-    "lora": "#1a7f37",
-    "lp_ft": "#cf222e",
-    "lp_lora": "#bf8700",
-    "pretrained": "#57606a",
-}
+COLORS = METHOD_COLORS
+apply_style()
 LP_C_STYLES = ["-", "--", ":", "-."]
 
 
@@ -54,7 +49,7 @@ def lp_path_figure(study: Study, dataset: str, method: str = "lp_ft") -> plt.Fig
     for ax in (ax_norm, ax_acc):
         ax.set_xscale("log")
         ax.set_xlabel("L-BFGS iterations of the LP fit")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     ax_norm.set_yscale("log")
     ax_norm.set_ylabel("head norm ‖V‖_F")
     ax_acc.set_ylabel("training accuracy (%)")
@@ -94,7 +89,7 @@ def ft_curve_figure(
     for ax in (ax_norm, ax_acc):
         ax.set_xlabel("epoch of fine-tuning (0 = start)")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     changes = [
         abs(r.metrics["head_norm_final"] / r.metrics["head_norm_init"] - 1)
         for m in methods
@@ -136,7 +131,7 @@ def norm_bar_figure(study: Study, lp_C: LpC = "cv") -> plt.Figure:
         ax.set_yscale("log")
         ax.set_ylabel("head norm ‖V‖_F after training")
         ax.set_title(f"{dataset.upper()} (LP: {lp_label(lp_C)})")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -155,7 +150,7 @@ def regularization_figure(path: dict, chosen_C: float, init_norm: float, dataset
     for ax in (ax_norm, ax_acc):
         ax.axvline(chosen_C, color="k", lw=1, label=f"chosen by 5-fold CV (C = {chosen_C:.2g})")
         ax.set_xlabel("inverse L2 regularisation C (multinomial scale)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     ax_norm.set_ylabel("head norm ‖V‖_F")
     ax_acc.set_ylabel("accuracy (%)")
     fig.suptitle(f"{dataset.upper()}: the LP head norm is set by the regularisation")
@@ -169,7 +164,7 @@ def mechanism_figure(path: dict, class_names: Sequence[str], dataset: str) -> pl
     own, other, grad = (np.asarray(path[k]) for k in ("cos_own", "cos_other", "dL_dnorm"))
     fig, (ax_cos, ax_grad) = plt.subplots(1, 2, figsize=(10, 3.6))
     for k, name in enumerate(class_names):
-        color = plt.cm.tab10(k)
+        color = class_color(k)
         ax_cos.plot(it, own[:, k], "-", color=color, label=f"v_{name} · own class")
         ax_cos.plot(it, other[:, k], "--", color=color, label=f"v_{name} · other classes")
         ax_grad.plot(it, grad[:, k], "-", color=color, label=f"k = {name}")
@@ -179,7 +174,7 @@ def mechanism_figure(path: dict, class_names: Sequence[str], dataset: str) -> pl
     for ax in (ax_cos, ax_grad):
         ax.set_xscale("log")
         ax.set_xlabel("L-BFGS iterations of the LP fit")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=9)
     ax_cos.set_ylabel("mean cos τ (head row, feature)")
     ax_grad.set_ylabel("∂L/∂‖v_k‖ (eq. 3)")
     gap = float(np.nanmean(own[-1] - other[-1]))
@@ -225,7 +220,7 @@ def scaling_figure(
     ax.set_xlabel("head norm ‖V‖_F at the start of fine-tuning (head × s)")
     ax.set_ylabel(f"feature change Diff(F) on {split} (mean ‖φ − φ₀‖)")
     ax.set_title(title or f"{dataset.upper()}: feature change against the head norm at the start of FT")
-    ax.legend(fontsize=8, title="dashed: unscaled head", title_fontsize=8)
+    ax.legend(fontsize=9, title="dashed: unscaled head", title_fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -242,7 +237,7 @@ def tsne_figure(run, class_names: Sequence[str], title: str, seed: int = 0) -> p
     fig, ax = plt.subplots(figsize=(6.5, 5))
     markers = "o^sPD"
     for k, name in enumerate(class_names):
-        color = plt.cm.tab10(k)
+        color = class_color(k)
         ax.scatter(
             *before[labels == k].T,
             marker=markers[k],
@@ -260,7 +255,7 @@ def tsne_figure(run, class_names: Sequence[str], title: str, seed: int = 0) -> p
     ax.set_xlabel("t-SNE 1 (cosine metric)")
     ax.set_ylabel("t-SNE 2")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
 
@@ -308,13 +303,13 @@ def reliability_figure(runs: dict, title: str) -> plt.Figure:
             ax.plot(centres[filled], bins["confidence"][filled], "r.", label="mean confidence in bin")
             ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
             for c, n in zip(centres[filled], bins["count"][filled]):
-                ax.annotate(f"{int(n)}", (c, 0.02), ha="center", fontsize=6)
+                ax.annotate(f"{int(n)}", (c, 0.02), ha="center", fontsize=9)
             ax.set_title(f"{label}, {tag}\nECE {100 * ece:.1f}%, MCE {100 * mce:.1f}%", fontsize=9)
             ax.set_xlabel("confidence (max softmax probability)")
             ax.set_ylabel("accuracy")
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1)
-    axes[0, 0].legend(fontsize=7, loc="upper left")
+    axes[0, 0].legend(fontsize=9, loc="upper left")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -329,7 +324,7 @@ def head_multiplier_figure(curve: dict, temperature: float, title: str) -> plt.F
         ax.axvline(1.0, color="k", lw=1, label="trained head (m = 1)")
         ax.axvline(1 / temperature, color="k", ls="--", lw=1, label=f"m = 1/T = {1 / temperature:.2g} (TS)")
         ax.set_xlabel("head multiplier m (‖V‖ and ‖b‖ times m)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     ax_conf.set_ylabel("mean confidence on test")
     ax_ece.set_ylabel("ECE on test (%)")
     fig.suptitle(title)
@@ -359,7 +354,7 @@ def spectra_figure(results: dict, dataset: str) -> plt.Figure:
     ax.set_ylabel("singular value / largest singular value")
     ax.set_ylim(1e-8, 1.5)
     ax.set_title(f"{dataset.upper()}: normalised spectra of P and of F under each setting")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -415,7 +410,7 @@ def linearization_figure(checks: dict, dataset: str) -> plt.Figure:
     ax.set_xlabel("logit change predicted by η/N Σ_i Θ(x, x_i) δ_i")
     ax.set_ylabel("logit change measured after the step")
     ax.set_title(f"{dataset.upper()} test examples: one full-batch gradient step")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -431,7 +426,7 @@ def rank_sweep_figure(sweep: list[dict], dataset: str) -> plt.Figure:
     ax_k.loglog(r, [s["predicted"] for s in sweep], "k--", label="Prop. 4.4: σ² r")
     ax_k.set_xlabel("LoRA rank r (α = r)")
     ax_k.set_ylabel("scale of the FT-effective kernel")
-    ax_k.legend(fontsize=8)
+    ax_k.legend(fontsize=9)
     ax_d.semilogx(r, [float(np.mean(s["diff"])) for s in sweep], "o-", color=COLORS["lora"])
     ax_d.set_xlabel("LoRA rank r (α = r)")
     ax_d.set_ylabel("feature change Diff(F) on test (mean over seeds)")
