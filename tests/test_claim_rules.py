@@ -202,3 +202,17 @@ def test_tables_show_no_nan_and_whole_numbers_as_integers():
     )
     shown = tables.head_norm_table(study).to_string()
     assert "NaN" not in shown and "None" not in shown
+
+
+def test_scaling_table_has_a_row_per_method_and_scale(monkeypatch):
+    monkeypatch.setattr(
+        tables, "feature_stats", lambda run, split="test", before=False: run.metrics["fs"][split]
+    )
+
+    def make(seed, c, s):
+        return head(s, 1.0, fs={"test": {"Diff": 1.0 / s}}, test={"accuracy": 0.5, "n": 10})
+
+    study = grid({"ft": make, "lp_ft": make}, head_scales=(0.1, 1.0, 10.0))
+    table = tables.scaling_table(study, "cb")
+    assert len(table) == 6 and list(table.columns) == ["‖V‖ at start", "Diff(F)", "test accuracy"]
+    assert table.loc[("FT", 10.0), "Diff(F)"] == "0.1 ± 0"

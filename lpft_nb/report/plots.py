@@ -7,14 +7,14 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..analysis.calibration import reliability_bins, run_calibration
+from ..analysis.calibration import calibration_values, reliability_bins, run_calibration, run_calibration_ci
 from ..analysis.features import feature_stats, joint_tsne
 from ..analysis.ntk import block_nuclear_norms, normalised_spectrum
 from ..config import LP_HEAD_METHODS, LpC, lp_label
 from ..data.tasks import class_names
 from ..model.head_mechanism import softmax
 from ..model.train import epoch_summary
-from ..paper import METHOD_LABELS, TABLE13_HEAD_NORM
+from ..paper import METHOD_LABELS, TABLE13_HEAD_NORM, TABLE14_CALIBRATION
 from ..runs.grid import Study
 from .style import METHOD_COLORS, apply_style, class_color
 
@@ -431,5 +431,61 @@ def rank_sweep_figure(sweep: list[dict], dataset: str) -> plt.Figure:
     ax_d.set_xlabel("LoRA rank r (α = r)")
     ax_d.set_ylabel("feature change Diff(F) on test (mean over seeds)")
     fig.suptitle(f"{dataset.upper()}: LoRA kernel scale and feature change against the rank")
+    fig.tight_layout()
+    return fig
+
+
+STATUS_COLORS = {
+    "holds": "#009E73",
+    "does not hold": "#D55E00",
+    "inconclusive": "#E69F00",
+    "not run": "#999999",
+}
+
+
+def scoreboard_figure(table) -> plt.Figure:
+    """The claims at a glance: one row per claim id, one bar split by how many of its checks hold, do not
+    hold, are inconclusive or were not run (`table`: the gathered claim records)."""
+    ids = list(dict.fromkeys(table["id"]))
+    counts = {
+        s: [int(((table["id"] == i) & (table["status"] == s)).sum()) for i in ids] for s in STATUS_COLORS
+    }
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(ids) + 1.2))
+    left = np.zeros(len(ids))
+    for status, color in STATUS_COLORS.items():
+        ax.barh(ids, counts[status], left=left, color=color, label=status)
+        left += counts[status]
+    ax.invert_yaxis()
+    ax.set_xlabel("number of checks")
+    ax.set_ylabel("claim id")
+    ax.legend(loc="lower right", ncols=2)
+    ax.grid(axis="y", visible=False)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(study: Study, dataset: str, lp_C: LpC = "cv") -> plt.Figure:
+    """ECE and MCE (%) of each FT-stage method before → after temperature scaling (first seed's bootstrap
+    interval on the raw value as a bar; mean over seeds as dots), the paper's values as open markers."""
+    methods = [m for m in ("ft", "lp_ft", "lora", "lp_lora") if m in study.methods]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, metric in zip(axes, ("ece", "mce")):
+        paper = TABLE14_CALIBRATION.get(dataset, {}).get(metric, {})
+        for x, method in enumerate(methods):
+            raw = 100 * calibration_values(study, dataset, method, metric, lp_C).mean()
+            ts = 100 * calibration_values(study, dataset, method, f"{metric}_ts", lp_C).mean()
+            lo, hi = (100 * v for v in run_calibration_ci(study.get(dataset, method, lp_C)[0], metric))
+            color = COLORS[method]
+            ax.plot([x - 0.15, x + 0.15], [raw, ts], "-", color=color)
+            ax.plot(x - 0.15, raw, "o", color=color)
+            ax.plot(x + 0.15, ts, "s", color=color)
+            ax.vlines(x - 0.15, lo, hi, color=color, alpha=0.5, lw=3)
+            if method in paper:
+                ax.plot([x - 0.15, x + 0.15], paper[method][:2], "D", mfc="none", color="k", ms=6)
+        ax.set_xticks(range(len(methods)), [METHOD_LABELS[m] for m in methods])
+        ax.set_ylabel(f"{metric.upper()} on test (%)")
+        ax.set_title(f"{dataset.upper()}: {metric.upper()} before (●) → after (■) TS")
+    axes[0].plot([], [], "D", mfc="none", color="k", label="paper (RoBERTa)")
+    axes[0].legend(loc="upper right")
     fig.tight_layout()
     return fig

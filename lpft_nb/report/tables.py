@@ -35,7 +35,7 @@ from ..runs.grid import Study
 from .format import fmt, mean_std, tidy
 
 
-def cell(values: ArrayLike, digits: int = 3) -> str:
+def seeds_cell(values: ArrayLike, digits: int = 3) -> str:
     """A table cell: mean ± sd over seeds (the caption states how many)."""
     return fmt(values, digits, show_n=False)
 
@@ -81,7 +81,7 @@ def head_norm_table(study: Study, lp_C: LpC = "cv") -> pd.DataFrame:
         for dataset in study.datasets:
             ours = study.values(dataset, method, key, lp_C)
             paper_key = "pretrained" if key == "head_norm_init" else method
-            row[f"{dataset} ours"] = cell(ours)
+            row[f"{dataset} ours"] = seeds_cell(ours)
             row[f"{dataset} paper"] = TABLE13_HEAD_NORM.get(dataset, {}).get(paper_key)
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
@@ -160,12 +160,12 @@ def feature_table(study: Study, dataset: str, lp_C: LpC = "cv", split: str = "te
             ("FDR", "FDR(F)"),
         ):
             row[f"{label} ours"] = (
-                "–" if unchanged and key.startswith("Diff") else cell([s[key] for s in stats])
+                "–" if unchanged and key.startswith("Diff") else seeds_cell([s[key] for s in stats])
             )
             if key != "Diff_norm":
                 value = paper.get(key)
                 row[f"{label} paper"] = "–" if value is None else f"{value:.3g}"
-        row["Norm(C) ours"] = cell(norms)
+        row["Norm(C) ours"] = seeds_cell(norms)
         row["Norm(C) paper"] = f"{paper['Norm']:.3g}" if "Norm" in paper else "–"
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
@@ -195,7 +195,7 @@ def feature_change_table(study: Study, lp_C: LpC = "cv", split: str = "test") ->
     for method in [m for m in ("ft", "lora", "lp_ft", "lp_lora") if m in study.methods]:
         row = {"method": METHOD_LABELS[method]}
         for dataset in study.datasets:
-            row[f"{dataset} ours"] = cell(
+            row[f"{dataset} ours"] = seeds_cell(
                 study.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C)
             )
             paper = TABLE12_DIFF.get(dataset, {}).get(method)
@@ -221,11 +221,11 @@ def scaling_table(
                 {
                     "method": METHOD_LABELS[method],
                     "head × s": scale,
-                    "‖V‖ at start": cell(study.values(*cell, "head_norm_init", lp_C, scale)),
-                    "Diff(F)": cell(
+                    "‖V‖ at start": seeds_cell(study.values(*cell, "head_norm_init", lp_C, scale)),
+                    "Diff(F)": seeds_cell(
                         study.values(*cell, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)
                     ),
-                    "test accuracy": cell(study.values(*cell, "test.accuracy", lp_C, scale)),
+                    "test accuracy": seeds_cell(study.values(*cell, "test.accuracy", lp_C, scale)),
                 }
             )
     return pd.DataFrame(rows).set_index(["method", "head × s"])
@@ -249,15 +249,15 @@ def calibration_table(study: Study, dataset: str, lp_C: LpC = "cv", calibrator: 
                 {
                     "metric": metric.upper(),
                     "method": METHOD_LABELS[method],
-                    "w/o ours": cell(raw, 3),
+                    "w/o ours": seeds_cell(raw, 3),
                     "90% bootstrap (seed 1)": f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]",
-                    f"w/ {calibrator.upper()} ours": cell(cal, 3),
-                    "Imp. ours": cell(raw - cal, 3),
+                    f"w/ {calibrator.upper()} ours": seeds_cell(cal, 3),
+                    "Imp. ours": seeds_cell(raw - cal, 3),
                     "w/o paper": paper[0] if paper else None,
                     f"w/ {calibrator.upper()} paper": paper[1] if paper and calibrator == "ts" else None,
                     "Imp. paper": paper[2] if paper and calibrator == "ts" else None,
-                    "T (Adam / L-BFGS)": f"{cell(calibration_values(study, dataset, method, 'T', lp_C))} / "
-                    f"{cell(calibration_values(study, dataset, method, 'T_lbfgs', lp_C))}"
+                    "T (Adam / L-BFGS)": f"{seeds_cell(calibration_values(study, dataset, method, 'T', lp_C))} / "
+                    f"{seeds_cell(calibration_values(study, dataset, method, 'T_lbfgs', lp_C))}"
                     if calibrator == "ts"
                     else None,
                 }
@@ -275,7 +275,7 @@ def calibrated_accuracy_table(study: Study) -> pd.DataFrame:
             for lp_C in study.lp_Cs if method in LP_HEAD_METHODS else ["cv"]:
 
                 def acc(key):
-                    return cell(100 * calibration_values(study, dataset, method, key, lp_C))  # noqa: B023
+                    return seeds_cell(100 * calibration_values(study, dataset, method, key, lp_C))  # noqa: B023
 
                 rows.append(
                     {
@@ -305,7 +305,7 @@ def boss_accuracy_table(study: Study, metric: str = "accuracy", lp_C: LpC = "cv"
         for name, key in sets.items():
             values = 100 * study.values("amazon", method, f"{key}.{metric}", lp_C)
             star = " ★" if means[name][method] == max(means[name].values()) else ""
-            row[f"{name} ours"] = cell(values, 4) + star
+            row[f"{name} ours"] = seeds_cell(values, 4) + star
             if metric == "accuracy":
                 paper = TABLE10_BOSS.get(method, {}).get(name)
                 row[f"{name} paper"] = f"{paper[0]:.2f} ± {paper[1]:.2f}" if paper else "–"
@@ -322,10 +322,10 @@ def boss_feature_table(study: Study, split: str, lp_C: LpC = "cv") -> pd.DataFra
         paper = TABLE11_BOSS.get(name, {}).get(label)
         row = {"method": "Pre-trained" if label == "pretrained" else METHOD_LABELS[label]}
         for i, key in enumerate(("CS", "Diff", "FDR")):
-            row[f"{key} ours"] = "–" if unchanged and key == "Diff" else cell([s[key] for s in stats])
+            row[f"{key} ours"] = "–" if unchanged and key == "Diff" else seeds_cell([s[key] for s in stats])
             row[f"{key} paper"] = "–" if paper is None or paper[i] is None else f"{paper[i]:.3g}"
         if split == "test":
-            row["Norm(C) ours"] = cell(norms)
+            row["Norm(C) ours"] = seeds_cell(norms)
             row["Norm(C) paper"] = "–" if paper is None or paper[3] is None else f"{paper[3]:.3g}"
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
@@ -343,9 +343,9 @@ def lp_choice_table(study: Study) -> pd.DataFrame:
                 {
                     "LP regularisation": lp_label(lp_C),
                     "dataset": dataset,
-                    "C used": cell([r.metrics["lp"]["C"] for r in runs]),
-                    "LP train accuracy": cell([r.metrics["lp"]["train_accuracy"] for r in runs]),
-                    "‖V‖_F after LP": cell([r.metrics["lp"]["weight_norm"] for r in runs]),
+                    "C used": seeds_cell([r.metrics["lp"]["C"] for r in runs]),
+                    "LP train accuracy": seeds_cell([r.metrics["lp"]["train_accuracy"] for r in runs]),
+                    "‖V‖_F after LP": seeds_cell([r.metrics["lp"]["weight_norm"] for r in runs]),
                 }
             )
     return pd.DataFrame(rows)
@@ -432,8 +432,8 @@ def rank_sweep_table(sweep: list[dict]) -> pd.DataFrame:
     rows = [
         {
             "r": s["r"],
-            "test accuracy (%)": cell(s["accuracy"]),
-            "Diff(F)": cell(s["diff"]),
+            "test accuracy (%)": seeds_cell(s["accuracy"]),
+            "Diff(F)": seeds_cell(s["diff"]),
             "fitted scale s*": s["fitted"],
             "σ² r": s["predicted"],
         }
