@@ -11,10 +11,10 @@ from ..analysis.calibration import calibration_values, reliability_bins, run_cal
 from ..analysis.features import feature_stats, joint_tsne
 from ..analysis.ntk import block_nuclear_norms, normalised_spectrum
 from ..config import LP_HEAD_METHODS, LpC, lp_label
-from ..data.tasks import class_names
+from ..data.tasks import OOD_SETS, class_names
 from ..model.head_mechanism import softmax
 from ..model.train import epoch_summary
-from ..paper import METHOD_LABELS, TABLE13_HEAD_NORM, TABLE14_CALIBRATION
+from ..paper import METHOD_LABELS, TABLE1, TABLE10_BOSS, TABLE13_HEAD_NORM, TABLE14_CALIBRATION
 from ..runs.grid import Study
 from .style import METHOD_COLORS, apply_style, class_color
 
@@ -487,5 +487,72 @@ def calibration_figure(study: Study, dataset: str, lp_C: LpC = "cv") -> plt.Figu
         ax.set_title(f"{dataset.upper()}: {metric.upper()} before (●) → after (■) TS")
     axes[0].plot([], [], "D", mfc="none", color="k", label="paper (RoBERTa)")
     axes[0].legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def feature_dot_figure(study: Study, dataset: str, lp_C: LpC = "cv") -> plt.Figure:
+    """Table 1's CS(F) and Diff(F) per method as dots, ours (mean ± sd over seeds) beside the paper's (open
+    diamonds). The two backbones differ in scale, so read the order of the methods, not the levels."""
+    methods = [m for m in ("ft", "lora", "lp_ft", "lp_lora") if m in study.methods]
+    paper = TABLE1.get(dataset, {})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, key, label in zip(axes, ("CS", "Diff"), ("cosine similarity CS(F)", "feature change Diff(F)")):
+        for y, method in enumerate(methods):
+            values = study.values(dataset, method, lambda r, k=key: feature_stats(r)[k], lp_C)
+            ax.errorbar(
+                values.mean(),
+                y,
+                xerr=values.std(ddof=1) if len(values) > 1 else 0,
+                fmt="o",
+                color=COLORS[method],
+                capsize=3,
+            )
+        ax.set_yticks(range(len(methods)), [METHOD_LABELS[m] for m in methods])
+        ax.set_xlabel(f"{label}, ours")
+        ax.invert_yaxis()
+        if paper:
+            twin = ax.twiny()
+            twin.plot(
+                [paper[m][key] for m in methods],
+                range(len(methods)),
+                "D",
+                mfc="none",
+                color="k",
+                label="paper (RoBERTa)",
+            )
+            twin.set_xlabel(f"{label}, paper", fontsize=9)
+            twin.grid(False)
+            twin.legend(loc="lower right")
+    fig.suptitle(f"{dataset.upper()}, LP-headed methods with LP {lp_label(lp_C)}")
+    fig.tight_layout()
+    return fig
+
+
+def boss_accuracy_figure(study: Study, lp_C: LpC = "cv") -> plt.Figure:
+    """Table 10 as a picture: accuracy (%) per method on the Amazon test set (ID) and each OOD set, ours as
+    dots with ± sd over seeds, the paper's as open diamonds."""
+    sets = {"amazon": "test", **{name: f"ood.{name}" for name in OOD_SETS["amazon"]}}
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    width = 0.8 / len(study.methods)
+    for j, method in enumerate(study.methods):
+        for x, (name, key) in enumerate(sets.items()):
+            values = 100 * study.values("amazon", method, f"{key}.accuracy", lp_C)
+            pos = x - 0.4 + width * (j + 0.5)
+            ax.errorbar(
+                pos,
+                values.mean(),
+                yerr=values.std(ddof=1) if len(values) > 1 else 0,
+                fmt="o",
+                color=COLORS[method],
+                capsize=2,
+                label=METHOD_LABELS[method] if x == 0 else None,
+            )
+            if name in TABLE10_BOSS.get(method, {}):
+                ax.plot(pos, TABLE10_BOSS[method][name][0], "D", mfc="none", color=COLORS[method])
+    ax.set_xticks(range(len(sets)), [f"{n} ({'ID' if n == 'amazon' else 'OOD'})" for n in sets])
+    ax.set_ylabel("accuracy (%)")
+    ax.plot([], [], "D", mfc="none", color="k", label="paper (RoBERTa)")
+    ax.legend(ncols=3, loc="lower left")
     fig.tight_layout()
     return fig
