@@ -11,6 +11,12 @@ Layers, lowest first (a module imports only from its own layer or lower ones; a 
 ``report`` → ``book`` → ``cli``, ``bench``.
 """
 
+import warnings
+
+# Pages run in a Jupyter kernel without ipywidgets: tqdm.auto (imported by transformers) would warn on every
+# page that it falls back to text bars, which is no problem of the page's.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
 from . import paper
 from .analysis import calibration, features, kernels, linearization, lora, span
 from .book.build import executed_dir
