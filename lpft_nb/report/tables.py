@@ -364,20 +364,20 @@ def kernel_table(results: dict, dataset: str):
     def row(label, kernel, result, which, paper_key, ratio=None):
         st = result.statistics(which)
         ref = paper.get(paper_key)
+        paper_ratio = "–" if not ref or ref[4] is None else f"{ref[4]:.4f}"
         rows.append(
             {
                 "method": label,
                 "kernel": kernel,
-                "rank (fp32 tol.)": st["rank_fp32"],
-                "rank (fp64 tol.)": st["rank_fp64"],
+                "rank (fp32 / fp64 tol.)": f"{st['rank_fp32']} / {st['rank_fp64']}",
                 "FN": f"{st['fn']:.3g}",
-                "acc train/test (per-logit)": f"{100 * st['per_logit_train']:.2f} / {100 * st['per_logit_test']:.2f}",
-                "acc train/test (argmax)": f"{100 * st['argmax_train']:.2f} / {100 * st['argmax_test']:.2f}",
-                "FT ratio": "" if ratio is None else f"{ratio:.4f}",
-                "paper rank": ref[0] if ref else None,
-                "paper FN": f"{ref[1]:.3g}" if ref else None,
-                "paper acc (per-logit)": f"{ref[2]:.2f} / {ref[3]:.2f}" if ref else None,
-                "paper FT ratio": "" if not ref or ref[4] is None else f"{ref[4]:.4f}",
+                "acc % per-logit (train / test)": f"{100 * st['per_logit_train']:.1f} / {100 * st['per_logit_test']:.1f}",
+                "acc % argmax (train / test)": f"{100 * st['argmax_train']:.1f} / {100 * st['argmax_test']:.1f}",
+                "FT ratio": "–" if ratio is None else f"{ratio:.4f}",
+                "paper: rank, FN": f"{ref[0]}, {ref[1]:.3g}" if ref else "–",
+                "paper: acc % (train / test), FT ratio": f"{ref[2]:.1f} / {ref[3]:.1f}, {paper_ratio}"
+                if ref
+                else "–",
             }
         )
 
