@@ -216,3 +216,17 @@ def test_scaling_table_has_a_row_per_method_and_scale(monkeypatch):
     table = tables.scaling_table(study, "cb")
     assert len(table) == 6 and list(table.columns) == ["‖V‖ at start", "Diff(F)", "test accuracy"]
     assert table.loc[("FT", 10.0), "Diff(F)"].startswith("0.1 ± ")
+
+
+def test_scoreboard_counts_what_the_claims_summary_counts():
+    import pandas as pd
+
+    from lpft_nb.report.plots import scoreboard_figure
+
+    records = pd.DataFrame(
+        {"id": ["M1", "M1", "M2", "K1"], "status": ["holds", "inconclusive", "holds", "not run"]}
+    )
+    ax = scoreboard_figure(records).axes[0]
+    widths = {(bar.get_y(), bar.get_facecolor()): bar.get_width() for bar in ax.patches}
+    assert sum(widths.values()) == 4 and len([w for w in widths.values() if w]) == 4
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["M1", "M2", "K1"]

@@ -16,6 +16,7 @@ from ..model.head_mechanism import softmax
 from ..model.train import epoch_summary
 from ..paper import METHOD_LABELS, TABLE1, TABLE10_BOSS, TABLE13_HEAD_NORM, TABLE14_CALIBRATION
 from ..runs.grid import Study
+from .claims import summary_table
 from .style import METHOD_COLORS, apply_style, class_color
 
 COLORS = METHOD_COLORS
@@ -446,10 +447,9 @@ STATUS_COLORS = {
 def scoreboard_figure(table) -> plt.Figure:
     """The claims at a glance: one row per claim id, one bar split by how many of its checks hold, do not
     hold, are inconclusive or were not run (`table`: the gathered claim records)."""
-    ids = list(dict.fromkeys(table["id"]))
-    counts = {
-        s: [int(((table["id"] == i) & (table["status"] == s)).sum()) for i in ids] for s in STATUS_COLORS
-    }
+    summary = summary_table(table, {})  # the claims page's own counts, one row per claim id
+    ids = list(summary.index)
+    counts = {s: summary[s].tolist() if s in summary else [0] * len(ids) for s in STATUS_COLORS}
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(ids) + 1.2))
     left = np.zeros(len(ids))
     for status, color in STATUS_COLORS.items():
