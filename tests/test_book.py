@@ -123,8 +123,13 @@ def test_every_page_executes_with_the_smoke_profile(page, monkeypatch, build_dir
     nb = json.loads((executed / f"{page}.ipynb").read_text())
     outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
     assert not any(o.get("output_type") == "error" for o in outputs)
-    if "plt.show()" in (BOOK_DIR / f"{page}.md").read_text():
+    text = (BOOK_DIR / f"{page}.md").read_text()
+    if "plt.show()" in text or "show_panels(" in text:
         assert any("image/png" in o.get("data", {}) for o in outputs), "the page shows no figure"
+    for cell in nb["cells"]:  # a named figure is one image: two would give its label twice
+        if "name" in cell.get("metadata", {}).get("mystnb", {}).get("figure", {}):
+            images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+            assert len(images) == 1, f"{page}: figure {cell['metadata']['mystnb']['figure']['name']}"
     if page in GATHERING_PAGES:  # it found every other page's checks
         text = json.dumps(nb)
         assert "was not executed in this build" not in text
@@ -195,3 +200,56 @@ def test_no_repository_button_without_a_repository(monkeypatch):
     monkeypatch.delenv("LPFT_REPOSITORY_URL")
     monkeypatch.setattr(build, "ROOT", Path("/"))  # no git remote there
     assert build.repository_url() is None
+
+
+def _code_lines(text: str):
+    """(line number, line) of every line a reader sees in a page's code: code cells without their
+    metadata block, and fenced code examples."""
+    inside, metadata = False, False
+    for number, line in enumerate(text.splitlines(), 1):
+        if not inside and line.startswith("```") and line != "```":
+            inside, metadata, first = True, False, True
+            continue
+        if inside and line == "```":
+            inside = False
+            continue
+        if inside and first and line == "---":
+            metadata, first = True, False
+            continue
+        first = False
+        if metadata:
+            metadata = line != "---"
+            continue
+        if inside:
+            yield number, line
+
+
+def test_page_code_fits_the_column():
+    too_long = [
+        f"{page.name}:{number} ({len(line)} characters)"
+        for page in sorted(BOOK_DIR.glob("*.md"))
+        for number, line in _code_lines(page.read_text(encoding="utf-8"))
+        if len(line) > 88
+    ]
+    assert not too_long, "code lines over 88 characters: " + ", ".join(too_long)
+
+
+def test_an_unexecuted_page_is_staged_without_references_to_its_undrawn_figures(tmp_path):
+    from lpft_nb.book.build import UNDRAWN_FIGURE, _stage
+
+    assert "{numref}" in (BOOK_DIR / "dynamics.md").read_text()
+    _stage("smoke", tmp_path / "no-executed-notebooks", tmp_path / "site")
+    staged = (tmp_path / "site" / "dynamics.ipynb").read_text()
+    assert "{numref}" not in staged and UNDRAWN_FIGURE in staged
+
+
+def test_papermill_reads_every_parameter_of_every_page(tmp_path):
+    """papermill's own parser (a comment holding "=" breaks it) finds what the book's parser finds."""
+    import jupytext
+    import papermill
+
+    for page in notebook_pages():
+        path = tmp_path / f"{page}.ipynb"
+        jupytext.write(jupytext.read(str(BOOK_DIR / f"{page}.md")), str(path), fmt="ipynb")
+        found = papermill.inspect_notebook(str(path))
+        assert set(found) == set(page_parameters(BOOK_DIR / f"{page}.md")), page

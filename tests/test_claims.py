@@ -64,3 +64,22 @@ def test_gather_table_collects_records_and_marks_unchecked_ids(tmp_path):
     assert "was not executed" in table.loc[table["page"] == "norms", "statement"].item()
     assert list(table["id"])[:2] == ["M1", "K2"]  # checklist order
     assert np.all(table["status"].isin(["holds", "does not hold", "inconclusive", "not run"]))
+
+
+def test_a_claim_links_to_the_figure_or_table_that_shows_its_numbers(monkeypatch):
+    import pandas as pd
+
+    from lpft_nb.report import claims
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    checks = [
+        Claim("M1", "dynamics", "s", "–", "–", "holds"),
+        Claim("M9", "dynamics", "s", "–", "–", "holds"),
+    ]
+    claims.show_claims(checks, {"M1": "fig-head-norms"})
+    records = shown[0][CLAIMS_MIME]
+    assert [r["evidence"] for r in records] == ["fig-head-norms", ""]
+    assert '<a href="#fig-head-norms">M1</a>' in shown[0]["text/html"]
+    page = claims.claims_page_html(pd.DataFrame(records))
+    assert '<a href="dynamics.html#fig-head-norms">M1</a>' in page and ">M9</td>" in page

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lpft_nb.book.html_check import check_page
+from lpft_nb.book.html_check import broken_anchors, check_page
 
 GOOD = "<html><body><table><tr><th>n</th><td>52</td><td>–</td></tr></table></body></html>"
 
@@ -44,3 +44,14 @@ def test_an_image_outside_a_captioned_figure_is_a_problem(tmp_path):
         '<body><figure><div><img src="_images/a.png"></div><figcaption>What it shows.</figcaption></figure>',
     )
     assert check_page(tmp_path / "p.html", captioned, True) == []
+
+
+def test_a_link_to_an_anchor_the_target_page_lacks_is_a_problem(tmp_path):
+    (tmp_path / "dynamics.html").write_text('<figure id="fig-lp-path"></figure><table id="T_data"></table>')
+    links = '<a href="dynamics.html#fig-lp-path">M1</a><a href="#top">up</a><div id="top"></div>'
+    (tmp_path / "claims.html").write_text(links)
+    assert broken_anchors(tmp_path, ["claims", "dynamics"]) == []
+    (tmp_path / "claims.html").write_text(links + '<a href="dynamics.html#fig-gone">M2</a>')
+    assert broken_anchors(tmp_path, ["claims"]) == [
+        "claims.html: link to dynamics.html#fig-gone, which that page lacks"
+    ]

@@ -175,6 +175,10 @@ def repository_url() -> str | None:
     return url if url.startswith(("https://", "http://")) else None
 
 
+_NUMREF = re.compile(r"\{numref\}`[^`]*`")
+UNDRAWN_FIGURE = "the figure (drawn when this page is executed)"
+
+
 def _stage(profile: str, executed: Path, site: Path) -> None:
     """Lay out the Jupyter Book source: config, toc, prose pages and executed notebooks."""
     if site.exists():
@@ -203,7 +207,11 @@ def _stage(profile: str, executed: Path, site: Path) -> None:
             else:  # never executed under this profile: show the page unexecuted
                 import jupytext
 
-                jupytext.write(jupytext.read(str(src)), str(site / f"{name}.ipynb"), fmt="ipynb")
+                notebook = jupytext.read(str(src))
+                for cell in notebook.cells:  # its figures were never drawn, so no reference can resolve
+                    if cell.cell_type == "markdown":
+                        cell.source = _NUMREF.sub(UNDRAWN_FIGURE, cell.source)
+                jupytext.write(notebook, str(site / f"{name}.ipynb"), fmt="ipynb")
         else:
             shutil.copy(src, site / f"{name}.md")
     for extra in ("references.bib", "_static"):

@@ -167,6 +167,34 @@ def check_page(page: Path, dom: str, expect_figures: bool, expect_math: bool = F
     return problems
 
 
+_LINK = re.compile(r'<a\b[^>]*\bhref="(?P<file>[^"#:]*)#(?P<fragment>[^"]+)"')
+_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def broken_anchors(html_dir: Path, names) -> list[str]:
+    """Links from the pages `names` to an anchor (`page.html#id` or `#id`) that the target page lacks — e.g.
+    a claim linked to a figure or table that this build did not draw."""
+    ids: dict[str, set[str]] = {}
+
+    def ids_of(name: str) -> set[str]:
+        if name not in ids:
+            target = html_dir / name
+            ids[name] = set(_ID.findall(target.read_text(encoding="utf-8"))) if target.is_file() else set()
+        return ids[name]
+
+    problems = []
+    for name in names:
+        page = html_dir / f"{name}.html"
+        if not page.is_file():
+            continue
+        for link in _LINK.finditer(page.read_text(encoding="utf-8")):
+            target = link["file"] or page.name
+            fragment = html.unescape(link["fragment"])
+            if target.endswith(".html") and fragment not in ids_of(target):
+                problems.append(f"{page.name}: link to {target}#{fragment}, which that page lacks")
+    return problems
+
+
 def check_book(
     html_dir: Path, pages: dict[str, bool], screenshots: Path | None = None, math_pages: tuple[str, ...] = ()
 ) -> list[str]:
@@ -191,4 +219,4 @@ def check_book(
         if screenshots is not None:
             screenshots.mkdir(parents=True, exist_ok=True)
             screenshot(page, screenshots / f"{name}.png", binary)
-    return problems
+    return problems + broken_anchors(html_dir, pages)

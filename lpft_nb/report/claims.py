@@ -23,7 +23,8 @@ STATUSES = ("holds", "does not hold", "inconclusive", "not run")
 
 @dataclass
 class Claim:
-    """One check: claim id (`paper.CHECKLIST`), page, statement, paper value, our value, status, reason."""
+    """One check: claim id (`paper.CHECKLIST`), page, statement, paper value, our value, status, reason, and
+    `evidence`: the HTML id of the figure or table on its page that shows the numbers ("" when none)."""
 
     id: str
     page: str
@@ -32,6 +33,7 @@ class Claim:
     ours: str
     status: str
     why: str = ""
+    evidence: str = ""
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -101,23 +103,39 @@ def not_run(claim_id: str, page: str, statement: str, paper: str, why: str) -> C
 _COLOURS = {"holds": "#1a7f37", "does not hold": "#cf222e", "inconclusive": "#9a6700", "not run": "#57606a"}
 
 
+def _id_cell(claim_id: str, target: str) -> str:
+    """The claim id, linked to `target` (a URL or "#anchor") when there is one."""
+    return f'<a href="{html.escape(target)}">{html.escape(claim_id)}</a>' if target else html.escape(claim_id)
+
+
 def claims_html(claims: list[Claim]) -> str:
     rows = []
     for c in claims:
         colour = _COLOURS[c.status]
         rows.append(
-            "<tr>"
-            + "".join(f"<td>{html.escape(x)}</td>" for x in (c.id, c.statement, c.paper, c.ours))
+            f"<tr><td>{_id_cell(c.id, '#' + c.evidence if c.evidence else '')}</td>"
+            + "".join(f"<td>{html.escape(x)}</td>" for x in (c.statement, c.paper, c.ours))
             + f'<td style="color:{colour};font-weight:bold">{c.status}</td><td>{html.escape(c.why)}</td></tr>'
         )
     head = "".join(f"<th>{h}</th>" for h in ("id", "claim", "paper", "ours", "status", "why"))
-    return f'<table class="lpft-claims"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    caption = (
+        "The checks of this page, computed from the numbers above; an id links to the figure or table "
+        "that shows them."
+    )
+    return (
+        f'<table class="lpft-claims"><caption>{caption}</caption><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
-def show_claims(claims: list[Claim]) -> None:
-    """Display the claim table and embed the records (JSON) in the notebook output."""
+def show_claims(claims: list[Claim], evidence: dict[str, str] | None = None) -> None:
+    """Display the claim table and embed the records (JSON) in the notebook output. `evidence` maps a claim
+    id to the HTML id of the figure (its `name`) or table (`tables.anchor(label)`) on this page that shows
+    its numbers; the id cells and the claims page link there."""
     from IPython.display import display
 
+    for c in claims:
+        c.evidence = c.evidence or (evidence or {}).get(c.id, "")
     records = [asdict(c) for c in claims]
     display(
         {"text/html": claims_html(claims), CLAIMS_MIME: records, "text/plain": json.dumps(records, indent=1)},
@@ -181,25 +199,27 @@ def summary_table(table, checklist: dict[str, str]):
 
 
 def claims_page_html(table) -> str:
-    """The gathered checks as one HTML table: id, the page (linked), the check, paper, ours, status, why."""
+    """The gathered checks as one HTML table: id (linked to the figure or table that shows its numbers),
+    the page (linked), the check, paper, ours, status, why."""
     rows = []
     for _, r in table.iterrows():
         page = r["page"]
-        link = f'<a href="{html.escape(page)}.html">{html.escape(page)}</a>' if page not in ("–", "") else "–"
+        on_page = page not in ("–", "")
+        evidence = r.get("evidence", "") if on_page else ""
+        target = f"{page}.html#{evidence}" if evidence and isinstance(evidence, str) else ""
+        link = f'<a href="{html.escape(page)}.html">{html.escape(page)}</a>' if on_page else "–"
         rows.append(
-            "<tr>"
-            + "".join(
-                f"<td>{x}</td>"
-                for x in (
-                    html.escape(r["id"]),
-                    link,
-                    html.escape(r["statement"]),
-                    html.escape(str(r["paper"])),
-                    html.escape(str(r["ours"])),
-                )
-            )
+            f"<tr><td>{_id_cell(r['id'], target)}</td><td>{link}</td>"
+            + "".join(f"<td>{html.escape(str(x))}</td>" for x in (r["statement"], r["paper"], r["ours"]))
             + f'<td style="color:{_COLOURS[r["status"]]};font-weight:bold">{r["status"]}</td>'
             f"<td>{html.escape(str(r['why']))}</td></tr>"
         )
     head = "".join(f"<th>{h}</th>" for h in ("id", "page", "check", "paper", "ours", "status", "why"))
-    return f'<table class="lpft-claims"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    caption = (
+        "Every check of the book with its numbers; an id links to the figure or table on its page that "
+        "shows them, the page name to the page."
+    )
+    return (
+        f'<table class="lpft-claims"><caption>{caption}</caption><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )

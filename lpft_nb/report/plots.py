@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Iterable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,6 +23,43 @@ from .style import METHOD_COLORS, apply_style, class_color
 COLORS = METHOD_COLORS
 apply_style()
 LP_C_STYLES = ["-", "--", ":", "-."]
+
+
+def stack_figures(figures: Iterable[plt.Figure], columns: int = 1) -> bytes:
+    """PNG bytes of `figures` laid out in rows of `columns`, top to bottom, each rendered at its own dpi with
+    a tight bounding box (as Jupyter's inline backend does), on white; the figures are closed."""
+    from PIL import Image
+
+    panels = []
+    for fig in figures:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight", facecolor="white")
+        plt.close(fig)
+        buffer.seek(0)
+        panels.append(Image.open(buffer).convert("RGB"))
+    if not panels:
+        raise ValueError("no figure to stack: the page's parameters select nothing to draw")
+    rows = [panels[i : i + columns] for i in range(0, len(panels), columns)]
+    width = max(sum(p.width for p in row) for row in rows)
+    canvas = Image.new("RGB", (width, sum(max(p.height for p in row) for row in rows)), "white")
+    top = 0
+    for row in rows:
+        left = 0
+        for panel in row:
+            canvas.paste(panel, (left, top))
+            left += panel.width
+        top += max(p.height for p in row)
+    out = io.BytesIO()
+    canvas.save(out, format="PNG")
+    return out.getvalue()
+
+
+def show_panels(figures: Iterable[plt.Figure], columns: int = 1) -> None:
+    """Display `figures` (one per dataset or LP head) as ONE image in rows of `columns`, so the cell has one
+    output and the book one captioned, numbered figure that the prose can reference."""
+    from IPython.display import Image, display
+
+    display(Image(data=stack_figures(figures, columns)))
 
 
 def lp_path_figure(study: Study, dataset: str, method: str = "lp_ft") -> plt.Figure:

@@ -7,6 +7,7 @@ report or a row where the quantity is zero by construction.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,10 +41,11 @@ def seeds_cell(values: ArrayLike, digits: int = 3) -> str:
     return fmt(values, digits, show_n=False)
 
 
-def show(table: pd.DataFrame, caption: str, seeds: Sequence[int] | None = None) -> None:
+def show(table: pd.DataFrame, caption: str, seeds: Sequence[int] | None = None, label: str = "") -> None:
     """Display `table` under its caption (what it shows and what to look at); `seeds` adds "mean ± sd over
-    k seeds" to the caption, so the cells need not repeat it."""
-    from IPython.display import display
+    k seeds" to the caption, so the cells need not repeat it. `label` becomes the table's HTML anchor (as
+    `anchor(label)`), the target of links from the claims page."""
+    from IPython.display import HTML, display
 
     text = caption.rstrip(".") + "."
     if seeds is not None and len(seeds) > 1:
@@ -51,7 +53,16 @@ def show(table: pd.DataFrame, caption: str, seeds: Sequence[int] | None = None) 
     elif seeds is not None:
         text += f" Ours: one seed ({seeds[0]}), so no spread."
     styled = table.style.set_caption(text).format(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
-    display(styled.set_table_attributes('class="lpft-table"'))
+    styled = styled.set_table_attributes('class="lpft-table"')
+    if label:
+        styled = styled.set_uuid(anchor(label).removeprefix("T_"))  # pandas writes id="T_<uuid>"
+    display(HTML(styled.to_html()))
+
+
+def anchor(label: str) -> str:
+    """The HTML id of a table shown with `label`: letters, digits and hyphens ("Table 13, C = 100" →
+    "T_table-13-c-100")."""
+    return "T_" + "-".join(re.findall(r"[a-z0-9]+", label.lower()))
 
 
 def _tidied(table_function):
