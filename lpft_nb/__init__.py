@@ -3,12 +3,13 @@
 Pages import the package as one name and use the short list of names below::
 
     import lpft_nb as lp
-    study = lp.Study(datasets=["cb"], methods=["ft", "lp_ft"], seeds=[1, 2]).run()
+    plan = lp.page_plan("dynamics", globals())  # a page's runs, from its parameters
+    study = plan.study()
     lp.tables.head_norm_table(study)
 
 Layers, lowest first (a module imports only from its own layer or lower ones; a test checks it):
-``config``, ``paper``, ``atomic``, ``resources`` → ``data`` → ``model`` → ``runs`` → ``analysis`` →
-``report`` → ``book`` → ``cli``, ``bench``.
+``config``, ``paper``, ``atomic``, ``resources``, ``device`` → ``data`` → ``model`` → ``runs`` → ``analysis`` →
+``report`` → ``book`` → ``cli``, ``bench``, ``sweep``.
 """
 
 import warnings
@@ -17,9 +18,10 @@ import warnings
 # page that it falls back to text bars, which is no problem of the page's.
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-from . import paper
+from . import estimate, paper, sweep
 from .analysis import calibration, features, kernels, linearization, lora, span
 from .book.build import executed_dir
+from .book.plans import page_plan
 from .config import ConfigError, RunConfig, lp_label
 from .data.tasks import DataError, class_names, load_task
 from .model.classifier import ModelNotFoundError
@@ -43,6 +45,7 @@ __all__ = [
     # modules
     "calibration",
     "claims",
+    "estimate",
     "features",
     "kernels",
     "linearization",
@@ -50,8 +53,10 @@ __all__ = [
     "paper",
     "plots",
     "span",
+    "sweep",
     "tables",
     "executed_dir",
+    "page_plan",
     # runs and data
     "ConfigError",
     "DataError",

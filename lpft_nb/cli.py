@@ -1,4 +1,4 @@
-"""Command line: ``python -m lpft_nb {run,plan,bench,ntk,book,fork,check-html,data} ...``.
+"""Command line: ``python -m lpft_nb {run,plan,sweep,bench,ntk,book,fork,check-html,data} ...``.
 
 Every command checks its input first and exits with status 2 and one line on stderr on bad input.
 """
@@ -14,10 +14,19 @@ from pathlib import Path
 
 from .config import ConfigError, RunConfig, load_yaml_mapping, parse_assignment
 from .data.tasks import DataError
+from .device import DeviceError
 from .model.classifier import ModelNotFoundError
 from .model.train import TrainingDiverged
 
-USER_ERRORS = (ConfigError, DataError, ModelNotFoundError, TrainingDiverged, OSError, UnicodeError)
+USER_ERRORS = (
+    ConfigError,
+    DataError,
+    DeviceError,
+    ModelNotFoundError,
+    TrainingDiverged,
+    OSError,
+    UnicodeError,
+)
 
 
 def strict_json(record: dict) -> str:
@@ -124,6 +133,14 @@ def expand_plan(values: dict, source: str) -> list[RunConfig]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    if (args.params is None) == (args.profile is None):
+        raise ConfigError(
+            "plan needs exactly one of --params FILE (a sweep file) or --profile NAME (the book)"
+        )
+    if args.profile is not None:
+        return plan_profile(args.profile, args.pages, args.estimate, args.device)
+    if args.estimate or args.pages:
+        raise ConfigError("--estimate and --pages go with --profile")
     values = _load_params(args.params)
     for assignment in args.set or []:
         key, value = parse_assignment(assignment)
@@ -133,7 +150,75 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def plan_profile(profile: str, pages: list[str] | None, estimate: bool, device: str) -> int:
+    """Per page of `profile`: its runs and kernels; with `estimate`, device-hours on this machine."""
+    from .book.build import notebook_pages
+    from .config import resolve_cache_dir
+    from .data.download import ensure_book_data
+    from .sweep import profile_tasks
+
+    all_pages = notebook_pages()
+    unknown = [p for p in pages or [] if p not in all_pages]
+    if unknown:
+        raise ConfigError(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(all_pages)}")
+    from .book.params import check_profile_name
+
+    check_profile_name(profile)
+    data_dir, cache_dir = ensure_book_data(), resolve_cache_dir(None)
+    by_page = {p: profile_tasks(profile, [p], data_dir, cache_dir) for p in pages or all_pages}
+    by_page = {p: t for p, t in by_page.items() if t}
+    if not estimate:
+        print(f"{'page':<24} {'runs':>6} {'kernels':>8}")
+        for page, tasks in by_page.items():
+            runs = sum(t.kind == "run" for t in tasks)
+            print(f"{page:<24} {runs:>6} {len(tasks) - runs:>8}")
+        return 0
+    from .estimate import profile_estimate
+
+    costs, table = profile_estimate(profile, pages, device)
+    print(
+        f"profile {profile}: estimated on {costs.device} from measured steps of {costs.model} at length 128 "
+        f"(FT {costs.ft_example_s * 1e3:.0f} ms, LoRA {costs.lora_example_s * 1e3:.0f} ms per training "
+        f"example; prediction {costs.predict_example_s * 1e3:.1f} ms per example), scaled by parameters"
+    )
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import SweepOptions, sweep
+
+    options = SweepOptions(
+        executor=args.executor,
+        workers=args.workers,
+        slurm_partition=args.slurm_partition,
+        gpus_per_job=args.gpus_per_job,
+        cpus_per_job=args.cpus_per_job,
+        timeout_min=args.timeout_min,
+        array_parallelism=args.array_parallelism,
+        wait=not args.no_wait,
+    )
+    return sweep(args.profile, args.pages, options)
+
+
+def cmd_gpu_check(args: argparse.Namespace) -> int:
+    from . import gpu_check
+
+    folder = Path(args.folder)
+    if args.step == "prepare":
+        gpu_check.prepare(folder, profile=args.profile)
+        return 0
+    if not (folder / "cpu_reference.json").is_file():
+        raise ConfigError(f"{folder}: no cpu_reference.json; run `gpu-check prepare --folder {folder}` first")
+    return gpu_check.run(folder, device=args.device)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    from .device import PRECISIONS, resolve_device
+
+    if args.precision not in PRECISIONS:
+        raise ConfigError(f"--precision {args.precision!r}: valid: {', '.join(PRECISIONS)}")
+    resolve_device(args.device)  # one line when this machine lacks it
     if args.n < 2:
         raise ConfigError(f"--n {args.n}: needs at least 2 examples per kernel side")
     if not args.memory_gib > 0:
@@ -141,11 +226,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.ntk:
         from .bench import ntk_benchmark
 
-        ntk_benchmark(model=args.model, n=args.n, memory_gib=args.memory_gib)
+        ntk_benchmark(model=args.model, n=args.n, memory_gib=args.memory_gib, device=args.device)
         return 0
     from .bench import run_benchmark
 
-    run_benchmark(model=args.model, quick=args.quick)
+    run_benchmark(model=args.model, quick=args.quick, device=args.device, precision=args.precision)
     return 0
 
 
@@ -218,11 +303,11 @@ def cmd_fork(args: argparse.Namespace) -> int:
 
 def cmd_check_html(args: argparse.Namespace) -> int:
     from .book.build import BUILD_DIR, SECTION_PAGES, toc_files
-    from .book.html_check import check_book
+    from .book.html_check import check_book, draws_figures
     from .book.params import BOOK_DIR
 
     html_dir = Path(args.html_dir) if args.html_dir else BUILD_DIR / "html"
-    pages = {name: "plt.show()" in (BOOK_DIR / f"{name}.md").read_text() for name in toc_files()}
+    pages = {name: draws_figures((BOOK_DIR / f"{name}.md").read_text()) for name in toc_files()}
     problems = check_book(
         html_dir, pages, Path(args.screenshots) if args.screenshots else None, math_pages=SECTION_PAGES
     )
@@ -302,15 +387,39 @@ def make_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     plan = sub.add_parser(
-        "plan", help="print one JSON run spec per line for a sweep file (lists = sweep axes)"
+        "plan",
+        help="a sweep file's run specs (one JSON per line), or a profile's runs and kernels per page",
     )
-    plan.add_argument("--params", required=True, help="YAML file; list values are swept")
+    plan.add_argument("--params", help="YAML file; list values are swept")
     plan.add_argument("--set", action="append", metavar="KEY=VALUE")
+    plan.add_argument("--profile", help="list the runs and kernels that this profile's pages need")
+    plan.add_argument("--pages", nargs="*", metavar="NAME", help="with --profile: only these pages")
+    plan.add_argument(
+        "--estimate", action="store_true", help="with --profile: device-hours from steps measured here"
+    )
+    plan.add_argument("--device", default="auto", help="with --estimate: auto, cpu, cuda or cuda:N")
     plan.set_defaults(func=cmd_plan)
+
+    sweep = sub.add_parser(
+        "sweep", help="precompute a profile's runs and kernels as a job array (submitit: local or Slurm)"
+    )
+    sweep.add_argument("--profile", default="default")
+    sweep.add_argument("--pages", nargs="*", metavar="NAME", help="only these pages (default: all)")
+    sweep.add_argument("--executor", default="local", help="local (this machine) or slurm")
+    sweep.add_argument("--workers", type=int, default=2, help="local: parallel jobs (threads are split)")
+    sweep.add_argument("--slurm-partition", dest="slurm_partition")
+    sweep.add_argument("--gpus-per-job", dest="gpus_per_job", type=int, default=0)
+    sweep.add_argument("--cpus-per-job", dest="cpus_per_job", type=int)
+    sweep.add_argument("--timeout-min", dest="timeout_min", type=int, default=240)
+    sweep.add_argument("--array-parallelism", dest="array_parallelism", type=int, default=32)
+    sweep.add_argument("--no-wait", dest="no_wait", action="store_true", help="print the job ids and exit")
+    sweep.set_defaults(func=cmd_sweep)
 
     bench = sub.add_parser("bench", help="time training steps, feature extraction and LP on this machine")
     bench.add_argument("--model", default="all-MiniLM-L6-v2")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    bench.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
     bench.add_argument("--ntk", action="store_true", help="benchmark the NTK (CB, N examples, length 128)")
     bench.add_argument("--n", type=int, default=64, help="examples per kernel side for --ntk")
     bench.add_argument(
@@ -321,6 +430,15 @@ def make_parser() -> argparse.ArgumentParser:
         help="bound on the Jacobian block held at once for --ntk",
     )
     bench.set_defaults(func=cmd_bench)
+
+    gpu = sub.add_parser(
+        "gpu-check", help="prepare (here) and run (on a GPU node, offline) the GPU check: tests, bench, runs"
+    )
+    gpu.add_argument("step", choices=["prepare", "run"])
+    gpu.add_argument("--folder", default="_gpu_check", help="what prepare writes and run reads")
+    gpu.add_argument("--profile", default="default", help="prepare: the profile of the dynamics runs")
+    gpu.add_argument("--device", default="cuda", help="run: the device to check")
+    gpu.set_defaults(func=cmd_gpu_check)
 
     ntk = sub.add_parser("ntk", help="compute (or load) the NTK split P + F at the start of the FT stage")
     ntk.add_argument("--dataset", default="cb")

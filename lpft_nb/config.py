@@ -15,6 +15,8 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .device import PRECISIONS, check_device_name
+
 DATASETS = ("cb", "rte", "amazon")
 EVAL_ONLY_DATASETS = ("dynasent", "semeval", "sst5")
 METHODS = ("lp", "ft", "lp_ft", "lora", "lp_lora")
@@ -48,6 +50,7 @@ _CHOICES = {
     "dataset": (DATASETS, "is not a training dataset"),
     "method": (METHODS, "is unknown"),
     "lp_binary_head": (LP_BINARY_HEADS, "is unknown"),
+    "precision": (PRECISIONS, "is unknown"),
 }
 _NUMERIC_STRING_KEYS = ("lr", "lora_alpha", "head_scale", "lp_C")  # YAML 1.1 reads 5e-5 as a string
 
@@ -90,6 +93,14 @@ class RunConfig(BaseModel):
         description="binary LP head: the authors' halved one or exact",
         json_schema_extra={"enum": list(LP_BINARY_HEADS)},
     )
+    device: str = Field(
+        "auto", description="auto (CUDA when available, else CPU), cpu, cuda or cuda:N; not in the cache key"
+    )
+    precision: str = Field(
+        "fp32",
+        description="fp32 (no TF32) or bf16 (autocast of forward passes); part of the cache key",
+        json_schema_extra={"enum": list(PRECISIONS)},
+    )
     data_dir: str | None = Field(None, description="data folder; null: $LPFT_DATA_DIR or the default folder")
     cache_dir: str | None = Field(None, description="run cache; null: $LPFT_CACHE_DIR or .lpft_cache")
 
@@ -103,7 +114,12 @@ class RunConfig(BaseModel):
                     values[key] = float(values[key])
         return values
 
-    @field_validator("dataset", "method", "lp_binary_head")
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        return check_device_name(value)
+
+    @field_validator("dataset", "method", "lp_binary_head", "precision")
     @classmethod
     def _one_of(cls, value: str, info) -> str:
         valid, what = _CHOICES[info.field_name]
@@ -173,6 +189,7 @@ class RunConfig(BaseModel):
         ident = self.to_dict()
         ident.pop("data_dir")
         ident.pop("cache_dir")
+        ident.pop("device")  # where a run computes does not change what it computes
         ident["lr"] = self.resolved_lr()
         ident["batch_size"] = self.resolved_batch_size()
         if self.method == "lp":  # no gradient training: these settings do not enter

@@ -86,7 +86,7 @@ def test_every_memo_recomputes_after_an_edit_of_its_code_and_only_then(tiny_run,
             "run": run.cache_hit,
             "kernel": result.cache_hit,
             "calibration": len(list(run.path.glob("calibration-*.json"))),
-            "linearization": len(list(result.path.parent.glob("*-step*.npz"))),
+            "linearization": len(list((result.path.parent.parent / "linearization").glob("*-step*.npz"))),
         }
 
     assert memos() == {"run": False, "kernel": False, "calibration": 1, "linearization": 1}

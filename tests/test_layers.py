@@ -9,7 +9,7 @@ import lpft_nb
 PACKAGE = Path(lpft_nb.__file__).parent
 # lowest first; top-level modules not listed here are the package's entry points (cli, bench, __init__)
 LAYERS = [
-    {"config", "paper", "atomic", "resources"},
+    {"config", "paper", "atomic", "resources", "device"},
     {"data"},
     {"model"},
     {"runs"},

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..config import DEFAULT_MODEL, LpC, lp_label, resolve_cache_dir
 from ..data.tasks import load_task
+from ..device import check_device_name, environment, gpu_memory_gib, resolve_device
 from ..model.classifier import build_classifier, load_tokenizer
 from ..model.probe import fit_linear_probe
 from ..model.train import encode, predict
@@ -64,10 +65,15 @@ class KernelSpec:
     params: str = (
         "all"  # "all", or "query_value": F over the attention query/value weights only (FT settings)
     )
+    device: str = "auto"  # where to compute (not in the key: any device gives the same kernel)
     data_dir: str | None = None
     cache_dir: str | None = None
 
     def validate(self) -> None:
+        try:
+            check_device_name(self.device)
+        except ValueError as err:
+            raise ValueError(f"device={self.device!r} {err}") from None
         if self.setting not in SETTINGS:
             raise ValueError(f"setting={self.setting!r} is unknown; valid: {', '.join(SETTINGS)}")
         if self.embeddings not in EMBEDDING_MODES:
@@ -82,7 +88,7 @@ class KernelSpec:
             raise ValueError(f"params={self.params!r} is unknown; valid: {', '.join(PARAM_SUBSETS)}")
 
     def identity(self) -> dict:
-        ident = {k: v for k, v in self.__dict__.items() if k not in ("data_dir", "cache_dir")}
+        ident = {k: v for k, v in self.__dict__.items() if k not in ("data_dir", "cache_dir", "device")}
         if "lora" not in self.setting:
             ident.pop("lora_r"), ident.pop("lora_alpha")
         if not self.setting.startswith("lp"):
@@ -100,6 +106,7 @@ def kernel_code_key() -> str:
         _subsets,
         build_setting_model,
         _setting_inputs,
+        kernel_path,
         get_kernels,
         _compute,
     )
@@ -124,7 +131,7 @@ def build_setting_model(spec: KernelSpec, task, tokenizer):
         lora_r=spec.lora_r,
         lora_alpha=spec.lora_alpha,
         cache_dir=spec.cache_dir,
-    )
+    ).to(resolve_device(spec.device))
     if spec.setting.startswith("lp"):
         feats = predict(model, encode(task.train, tokenizer, spec.max_length), 32)[1]
         probe = fit_linear_probe(
@@ -160,6 +167,7 @@ class KernelResult:
     peak_rss_gib: float
     cache_hit: bool
     path: Path
+    environment: dict = None  # device, torch and CUDA versions of the computation (none for old entries)
 
     @property
     def C(self) -> int:
@@ -202,16 +210,10 @@ class KernelResult:
         return hidden * (n_train * (2 + 2 * layers) + n_eval * (2 + 3 * layers))
 
 
-def get_kernels(
-    spec: KernelSpec, progress: bool = False, refresh: bool = False, memory_gib: float = 5.0
-) -> KernelResult:
-    """Compute (or load) the kernels for `spec` on its training subset and test subset.
-
-    `memory_gib` bounds the Jacobian block held at once (fewer parameter groups → fewer passes); it does
-    not change the result, so it is not part of the cache key.
-    """
-    spec.validate()
-    task = load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
+def kernel_path(spec: KernelSpec, task=None) -> Path:
+    """The memo file of `spec`'s kernels (whether or not it exists yet), keyed by every setting that decides
+    them, the data, the model and the code."""
+    task = task if task is not None else load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
     key_payload = {
         "spec": spec.identity(),
         "data": task.fingerprint(),
@@ -220,7 +222,25 @@ def get_kernels(
     }
     key = hashlib.sha256(json.dumps(key_payload, sort_keys=True).encode()).hexdigest()[:20]
     root = resolve_cache_dir(spec.cache_dir) / "ntk"
-    path = root / f"{spec.dataset}-{spec.setting}-{spec.params}-n{spec.n}-s{spec.seed}-{key}.npz"
+    return root / f"{spec.dataset}-{spec.setting}-{spec.params}-n{spec.n}-s{spec.seed}-{key}.npz"
+
+
+def get_kernels(
+    spec: KernelSpec, progress: bool = False, refresh: bool = False, memory_gib: float = 5.0
+) -> KernelResult:
+    """Compute (or load) the kernels for `spec` on its training subset and test subset.
+
+    `memory_gib` bounds the Jacobian block held at once (fewer parameter groups → fewer passes); on a GPU
+    it is capped at half the device's free memory. It does not change the result, so it is not part of
+    the cache key.
+    """
+    spec.validate()
+    device = resolve_device(spec.device)  # a device this machine lacks is one line before any work
+    free = gpu_memory_gib(device)
+    if free is not None:
+        memory_gib = min(memory_gib, 0.5 * free["free_gib"])
+    task = load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
+    path = kernel_path(spec, task)
     z, hit = memoize(
         path, lambda: _compute(spec, task, progress, memory_gib), required=KERNEL_FIELDS, refresh=refresh
     )
@@ -234,8 +254,17 @@ def get_kernels(
         int(z["parameter_groups"]),
         int(z["n_parameters"]),
     )
+    environment = json.loads(str(z["environment"])) if "environment" in z else {}
     return KernelResult(
-        spec, parts, z["train_idx"], z["eval_idx"], float(z["seconds"]), float(z["peak_rss_gib"]), hit, path
+        spec,
+        parts,
+        z["train_idx"],
+        z["eval_idx"],
+        float(z["seconds"]),
+        float(z["peak_rss_gib"]),
+        hit,
+        path,
+        environment,
     )
 
 
@@ -259,6 +288,7 @@ def _compute(spec: KernelSpec, task, progress: bool, memory_gib: float) -> dict:
     """The kernels of `spec` as the arrays stored in the cache (`KERNEL_FIELDS`)."""
     start = time.perf_counter()
     model, enc_train, enc_test = _setting_inputs(spec, task)
+    device = next(model.parameters()).device
     train_idx, eval_idx = _subsets(len(enc_train), len(enc_test), spec.n, spec.seed)
     bar = tqdm(desc=f"NTK {spec.dataset}/{spec.setting}", disable=not progress, leave=False)
     parts = compute_kernels(
@@ -287,6 +317,7 @@ def _compute(spec: KernelSpec, task, progress: bool, memory_gib: float) -> dict:
         "eval_idx": eval_idx,
         "seconds": time.perf_counter() - start,
         "peak_rss_gib": peak_rss_gib(),
+        "environment": json.dumps(environment(device)),
     }
 
 
@@ -296,22 +327,35 @@ def setting_label(spec: KernelSpec) -> str:
     )
 
 
-def kernel_grid(dataset: str, settings: Sequence[str], lp_Cs: Sequence[LpC], **spec_kwargs) -> dict:
-    """Kernels for each setting (LP-headed settings once per LP regularisation), keyed by `setting_label`.
+def grid_specs(
+    dataset: str, settings: Sequence[str], lp_Cs: Sequence[LpC], **spec_kwargs
+) -> list[KernelSpec]:
+    """One KernelSpec per setting (LP-headed settings once per LP regularisation), in order."""
+    return [
+        KernelSpec(dataset=dataset, setting=setting, lp_C=lp_C, **spec_kwargs)
+        for setting in settings
+        for lp_C in (lp_Cs if setting.startswith("lp") else lp_Cs[:1])
+    ]
 
-    Prints one line per kernel: computed or from the cache, backward passes and peak memory.
-    """
-    results, lines = {}, []
-    for setting in settings:
-        for lp_C in lp_Cs if setting.startswith("lp") else lp_Cs[:1]:
-            spec = KernelSpec(dataset=dataset, setting=setting, lp_C=lp_C, **spec_kwargs)
-            result = get_kernels(spec)
-            results[setting_label(spec)] = result
-            source = "from the cache" if result.cache_hit else "computed"
-            lines.append(
-                f"{dataset} {setting_label(spec):<28} {source}: {result.seconds:.0f} s, "
-                f"{result.parts.backward_passes} backward passes over {result.parts.n_parameters:,} "
-                f"parameters, peak RSS {result.peak_rss_gib:.1f} GiB"
-            )
+
+def load_kernels(specs: Sequence[KernelSpec]) -> list[KernelResult]:
+    """`get_kernels` of each spec, in order. Prints one line per kernel: computed or from the cache,
+    backward passes and peak memory."""
+    results, lines = [], []
+    for spec in specs:
+        result = get_kernels(spec)
+        results.append(result)
+        source = "from the cache" if result.cache_hit else "computed"
+        lines.append(
+            f"{spec.dataset} {setting_label(spec):<28} {source}: {result.seconds:.0f} s, "
+            f"{result.parts.backward_passes} backward passes over {result.parts.n_parameters:,} "
+            f"parameters, peak RSS {result.peak_rss_gib:.1f} GiB"
+        )
     print("\n".join(lines))
     return results
+
+
+def kernel_grid(dataset: str, settings: Sequence[str], lp_Cs: Sequence[LpC], **spec_kwargs) -> dict:
+    """Kernels of `grid_specs`, keyed by `setting_label`."""
+    specs = grid_specs(dataset, settings, lp_Cs, **spec_kwargs)
+    return {setting_label(r.spec): r for r in load_kernels(specs)}

@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import torch
 
-from ..config import LpC
+from ..config import LpC, resolve_cache_dir
 from ..data.tasks import load_task
 from ..runs.cache import code_key, memoize
 from .kernels import KernelResult, KernelSpec, _setting_inputs
@@ -20,10 +20,12 @@ def linearization_check(spec: KernelSpec, result: KernelResult, target_change: f
 
     The step size is chosen so that the largest predicted change is `target_change` logits.
     Returns {"predicted": (n_eval, C), "measured": (n_eval, C), "lr": η, "relative_error": ‖m − p‖/‖p‖};
-    cached beside the kernel file.
+    cached under ``<cache>/linearization/`` by the kernel's name (``ntk/`` holds kernels only).
     """
     code = code_key(_linearization_step)
-    cached = result.path.with_name(result.path.stem + f"-step{target_change:g}-{code}.npz")
+    folder = resolve_cache_dir(spec.cache_dir) / "linearization"
+    folder.mkdir(parents=True, exist_ok=True)
+    cached = folder / f"{result.path.stem}-step{target_change:g}-{code}.npz"
     z, _ = memoize(
         cached,
         lambda: _linearization_step(spec, result, target_change),
@@ -42,6 +44,7 @@ def _linearization_step(spec: KernelSpec, result: KernelResult, target_change: f
         spec, load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
     )
     n = result.parts.n_train
+    device = next(model.parameters()).device
     K = result.parts.P() + result.parts.F
     delta = residuals(result.parts.logits0[:n], result.parts.labels[:n])
     unit = np.einsum("ncmd,md->nc", K[n:, :, :n], delta) / n  # Δf per unit learning rate
@@ -52,16 +55,17 @@ def _linearization_step(spec: KernelSpec, result: KernelResult, target_change: f
         param.grad = None
     loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
     for i in result.train_idx:
-        batch = enc_train.batch([i])
-        loss = loss_fn(stepped(**batch), torch.from_numpy(enc_train.labels[[i]])) / n
+        batch = enc_train.batch([i], device)
+        loss = loss_fn(stepped(**batch), torch.from_numpy(enc_train.labels[[i]]).to(device)) / n
         loss.backward()
     with torch.no_grad():
         for param in params:
             if param.grad is not None:
                 param -= lr * param.grad
     with torch.no_grad():
-        before = torch.cat([model(**enc_test.batch([i])) for i in result.eval_idx]).double().numpy()
-        after = torch.cat([stepped(**enc_test.batch([i])) for i in result.eval_idx]).double().numpy()
+        before = torch.cat([model(**enc_test.batch([i], device)) for i in result.eval_idx])
+        after = torch.cat([stepped(**enc_test.batch([i], device)) for i in result.eval_idx])
+        before, after = before.double().cpu().numpy(), after.double().cpu().numpy()
     measured, predicted = after - before, lr * unit
     return {
         "predicted": predicted,

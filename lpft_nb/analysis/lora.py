@@ -11,7 +11,7 @@ from ..config import DEFAULT_MODEL
 from ..model.classifier import build_classifier
 from ..runs.grid import Study
 from .features import feature_stats
-from .kernels import KernelResult, KernelSpec, get_kernels
+from .kernels import KernelResult, KernelSpec
 
 
 def lora_init_variance(model: str = DEFAULT_MODEL, r: int = 8, cache_dir: str | None = None) -> dict:
@@ -46,32 +46,39 @@ def lora_kernel_scale(lora: KernelResult, ft_query_value: KernelResult, sigma2: 
     }
 
 
-def rank_sweep(
-    dataset: str,
-    ranks: Sequence[int],
-    seeds: Sequence[int],
-    settings: dict,
-    kernel_args: dict,
-    ft_query_value: KernelResult,
-    sigma2: float,
-) -> list[dict]:
-    """LoRA with r ∈ `ranks` and α = r: per-seed test accuracy (%) and feature change (runs), the fitted
-    kernel scale against FT's query/value kernel and its prediction σ² r. One dict per rank."""
-    rows = []
-    for r in ranks:
-        study = Study(
+def rank_sweep_requests(
+    dataset: str, ranks: Sequence[int], seeds: Sequence[int], settings: dict, kernel_args: dict
+) -> tuple[dict[int, Study], list[KernelSpec]]:
+    """What the rank sweep needs: per rank r a LoRA study with α = r, and LoRA's kernel at (r, α = r)."""
+    studies = {
+        int(r): Study(
             datasets=[dataset],
             methods=["lora"],
-            seeds=seeds,
+            seeds=list(seeds),
             settings={**settings, "lora_r": int(r), "lora_alpha": float(r)},
-        ).run()
-        result = get_kernels(
-            KernelSpec(dataset=dataset, setting="lora", lora_r=int(r), lora_alpha=float(r), **kernel_args)
         )
+        for r in ranks
+    }
+    specs = [
+        KernelSpec(dataset=dataset, setting="lora", lora_r=int(r), lora_alpha=float(r), **kernel_args)
+        for r in ranks
+    ]
+    return studies, specs
+
+
+def rank_sweep(
+    studies: dict[int, Study], kernels: Sequence[KernelResult], ft_query_value: KernelResult, sigma2: float
+) -> list[dict]:
+    """LoRA with r ∈ ranks and α = r (`rank_sweep_requests`, run): per-seed test accuracy (%) and feature
+    change, the fitted kernel scale against FT's query/value kernel and its prediction σ² r. One dict per
+    rank."""
+    rows = []
+    for (r, study), result in zip(studies.items(), kernels):
+        dataset = study.datasets[0]
         s = lora_kernel_scale(result, ft_query_value, sigma2)
         rows.append(
             {
-                "r": int(r),
+                "r": r,
                 "accuracy": 100 * study.values(dataset, "lora", "test.accuracy"),
                 "diff": study.values(dataset, "lora", lambda run: feature_stats(run)["Diff"]),
                 "fitted": s["fitted"],

@@ -48,8 +48,8 @@ class KernelParts:
         return np.einsum("nm,cd->ncmd", self.p_scalar, np.eye(self.num_classes))
 
 
-def _single(enc: Encoded, i: int) -> dict[str, torch.Tensor]:
-    return enc.batch([i])
+def _single(enc: Encoded, i: int, device=None) -> dict[str, torch.Tensor]:
+    return enc.batch([i], device)
 
 
 PARAM_SUBSETS = {"all": None, "query_value": ("query.weight", "value.weight")}
@@ -85,8 +85,9 @@ def _groups(sizes: list[int], max_numel: int) -> list[list[int]]:
 def initial_outputs(model: LinearHeadClassifier, enc: Encoded, idx) -> tuple[np.ndarray, np.ndarray]:
     """Eval-mode φ₀ (n, d) and logits f₀ (n, C) of the examples `idx`, one at a time (no padding)."""
     model.eval()
-    feats = torch.cat([model.features(**_single(enc, i)) for i in idx])
-    return feats.double().numpy(), model.head(feats).double().numpy()
+    device = model.head.weight.device
+    feats = torch.cat([model.features(**_single(enc, i, device)) for i in idx])
+    return feats.double().cpu().numpy(), model.head(feats).double().cpu().numpy()
 
 
 def ft_effective_kernel(
@@ -103,13 +104,15 @@ def ft_effective_kernel(
 ) -> tuple[np.ndarray, int, int, int]:
     """F over the examples `idx` (the first `n_train` are the training examples): (n, C, n, C) float64.
 
-    Only train×train and eval×train blocks are computed (eval×eval is left zero). Returns
-    (F, backward passes, parameter groups, parameters differentiated).
+    Only train×train and eval×train blocks are computed (eval×eval is left zero). Gradients and the Gram
+    accumulation stay on the model's device. Returns (F, backward passes, parameter groups, parameters
+    differentiated).
     """
     if embeddings not in EMBEDDING_MODES:
         raise ValueError(f"embeddings must be one of {EMBEDDING_MODES}, got {embeddings!r}")
     model.eval()
     head = model.head.weight.detach()
+    device = head.device
     C = head.shape[0]
     n = len(idx)
     named = _feature_params(model, subset)
@@ -120,26 +123,28 @@ def ft_effective_kernel(
     remap = None
     if use_rows:
         ids = np.unique(np.concatenate([enc.input_ids[i] for i in idx]))
-        rows = word_emb.detach()[torch.from_numpy(ids)].clone().requires_grad_(True)
-        remap = torch.full((word_emb.shape[0],), -1, dtype=torch.long)
-        remap[torch.from_numpy(ids)] = torch.arange(len(ids))
+        token_rows = torch.from_numpy(ids).to(device)
+        rows = word_emb.detach()[token_rows].clone().requires_grad_(True)
+        remap = torch.full((word_emb.shape[0],), -1, dtype=torch.long, device=device)
+        remap[token_rows] = torch.arange(len(ids), device=device)
         params = [rows, *params]
         if embeddings == "sampled":
             g = torch.Generator().manual_seed(seed)
             emb_mask = (torch.rand(rows.shape, generator=g) < sample_rate).to(rows.dtype) / math.sqrt(
                 sample_rate
             )
+            emb_mask = emb_mask.to(device)
     sizes = [p.numel() for p in params]
     n_rows = n * C
     groups = _groups(sizes, max(1, int(memory_gib * 2**30 / (4 * n_rows))))
-    K = np.zeros((n_rows, n_rows))
+    K = torch.zeros((n_rows, n_rows), dtype=torch.float64, device=device)
     passes = 0
     for group in groups:
         group_params = [params[j] for j in group]
         width = sum(sizes[j] for j in group)
-        G = torch.zeros((n_rows, width), dtype=head.dtype)
+        G = torch.zeros((n_rows, width), dtype=head.dtype, device=device)
         for row, i in enumerate(idx):
-            batch = _single(enc, i)
+            batch = _single(enc, i, device)
             if use_rows:
                 embeds = params[0][remap[batch.pop("input_ids")]]
                 phi = model.encoder(inputs_embeds=embeds, **batch).last_hidden_state[:, 0]
@@ -162,8 +167,9 @@ def ft_effective_kernel(
                 progress.update(1)
         for start in range(0, width, 1 << 18):  # float64 accumulation in column chunks
             block = G[:, start : start + (1 << 18)].double()
-            K[:, : n_train * C] += (block @ block[: n_train * C].T).numpy()
+            K[:, : n_train * C] += block @ block[: n_train * C].T
         del G
+    K = K.cpu().numpy()
     K[: n_train * C, n_train * C :] = K[n_train * C :, : n_train * C].T
     return K.reshape(n, C, n, C), passes, len(groups), int(sum(sizes))
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from ..config import resolve_cache_dir
 from ..data.download import ensure_book_data
 from .params import (
     BOOK_DIR,
@@ -36,7 +37,7 @@ from .params import (
 BUILD_DIR = ROOT / "_build"
 EXPLORATIONS = "Explorations"
 EXECUTED_ENV = "LPFT_EXECUTED_DIR"
-GATHERING_PAGES = ("claims",)
+GATHERING_PAGES = ("claims", "reproduce")  # executed last: they read what the others left
 SECTION_PAGES = ("dynamics", "norms", "ntk", "calibration", "lora", "boss_ood")  # one per paper section
 RESERVED_PAGE_NAMES = (
     "genindex",
@@ -229,6 +230,18 @@ def gather_claims(executed: Path) -> list[dict]:
     return table.to_dict(orient="records")
 
 
+def cache_entries() -> set[tuple[str, str]]:
+    """(kind, name) of every run and kernel in the cache that pages use (`$LPFT_CACHE_DIR` or the default)."""
+    root = resolve_cache_dir(None)
+    return {
+        (kind, p.name)
+        for kind in ("runs", "ntk")
+        if (root / kind).is_dir()
+        for p in (root / kind).iterdir()
+        if not p.name.startswith(".")
+    }
+
+
 def find_jupyter_book() -> str:
     """The `jupyter-book` command of this Python (beside `sys.executable`, as in a venv that is not
     activated), else the one on PATH; a one-line error before any page runs when there is none."""
@@ -263,6 +276,7 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
         p for p in selected if p in GATHERING_PAGES
     ]
     executed = BUILD_DIR / "executed" / profile
+    cached_before = cache_entries()
     total_start = time.perf_counter()
     results = []
     for page in selected:
@@ -307,6 +321,9 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
         s: sum(c["status"] == s for c in claims)
         for s in ("holds", "does not hold", "inconclusive", "not run")
     }
+    new = cache_entries() - cached_before
+    trained = sum(kind == "runs" for kind, _ in new)
+    print(f"cache: this build trained {trained} runs and computed {len(new) - trained} kernels")
     failed = [r.name for r in results if not r.ok]
     print(
         f"book ({profile}): {len(results) - len(failed)}/{len(results)} pages ok, "

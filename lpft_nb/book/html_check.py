@@ -59,6 +59,11 @@ class _Images(HTMLParser):
             self._cell = None
 
 
+def draws_figures(page_text: str) -> bool:
+    """Whether a page's source draws figures (so its HTML must hold images)."""
+    return "plt.show()" in page_text or "show_panels(" in page_text
+
+
 def chromium_binary() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):

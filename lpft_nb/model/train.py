@@ -16,6 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data.tasks import Split
+from ..device import autocast
 from .classifier import LinearHeadClassifier
 
 
@@ -39,8 +40,9 @@ class Encoded:
     def lengths(self) -> np.ndarray:
         return np.array([len(ids) for ids in self.input_ids])
 
-    def batch(self, idx) -> dict[str, torch.Tensor]:
-        """Dynamically padded tensors for the examples `idx`: input_ids, attention_mask (and token_type_ids)."""
+    def batch(self, idx, device=None) -> dict[str, torch.Tensor]:
+        """Dynamically padded tensors for the examples `idx`: input_ids, attention_mask (and token_type_ids),
+        on `device` (default: the CPU)."""
         width = max(len(self.input_ids[i]) for i in idx)
         ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
@@ -54,6 +56,8 @@ class Encoded:
         out = {"input_ids": ids, "attention_mask": mask}
         if types is not None:
             out["token_type_ids"] = types
+        if device is not None and torch.device(device).type != "cpu":
+            out = {k: v.to(device, non_blocking=True) for k, v in out.items()}
         return out
 
 
@@ -69,25 +73,37 @@ def encode(split: Split, tokenizer, max_length: int) -> Encoded:
     )
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device the model's parameters live on."""
+    return next(model.parameters()).device
+
+
 @torch.inference_mode()
 def predict(
-    model: LinearHeadClassifier, data: Encoded, batch_size: int = 32, desc: str | None = None
+    model: LinearHeadClassifier,
+    data: Encoded,
+    batch_size: int = 32,
+    desc: str | None = None,
+    precision: str = "fp32",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Eval-mode logits (n, C) and features φ (n, d), in the input order (batched by length for speed)."""
+    """Eval-mode logits (n, C) and features φ (n, d) as float32 numpy arrays in the input order, computed on
+    the model's device (batched by length, so little padding is computed; one transfer to the host)."""
     was_training = model.training
     model.eval()
+    device = model_device(model)
     order = np.argsort(-data.lengths, kind="stable")
     logits, feats = [], []
     batches = range(0, len(order), batch_size)
-    for start in tqdm(batches, desc=desc, disable=desc is None, leave=False):
-        idx = order[start : start + batch_size]
-        phi = model.features(**data.batch(idx))
-        feats.append(phi.float())
-        logits.append(model.head(phi).float())
+    with autocast(device, precision):
+        for start in tqdm(batches, desc=desc, disable=desc is None, leave=False):
+            idx = order[start : start + batch_size]
+            phi = model.features(**data.batch(idx, device))
+            feats.append(phi.float())
+            logits.append(model.head(phi).float())
     model.train(was_training)
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
-    return torch.cat(logits).numpy()[inverse], torch.cat(feats).numpy()[inverse]
+    return torch.cat(logits).cpu().numpy()[inverse], torch.cat(feats).cpu().numpy()[inverse]
 
 
 def fine_tune(
@@ -101,8 +117,11 @@ def fine_tune(
     seed: int,
     eval_batch_size: int = 32,
     progress: bool = True,
+    precision: str = "fp32",
 ) -> dict:
-    """Train every parameter with requires_grad; keep the best-validation epoch in `model`.
+    """Train every parameter with requires_grad on the model's device; keep the best-validation epoch.
+
+    `precision` "bf16" autocasts the forward pass (the parameters and AdamW's state stay fp32).
 
     Returns the history: per step (loss, train accuracy of the batch, ‖V‖_F, ‖b‖, learning rate) and per
     epoch (validation accuracy), plus `best_epoch` (1-based).
@@ -115,6 +134,7 @@ def fine_tune(
     order_rng = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout
     loss_fn = nn.CrossEntropyLoss()
+    device = model_device(model)
     history = {
         "step": [],
         "epoch_float": [],
@@ -135,10 +155,11 @@ def fine_tune(
         perm = torch.randperm(len(train), generator=order_rng).numpy()
         for start in range(0, len(perm), batch_size):
             idx = perm[start : start + batch_size]
-            batch = train.batch(idx)
-            labels = torch.from_numpy(train.labels[idx])
-            logits = model(**batch)
-            loss = loss_fn(logits, labels)
+            batch = train.batch(idx, device)
+            labels = torch.from_numpy(train.labels[idx]).to(device)
+            with autocast(device, precision):
+                logits = model(**batch)
+            loss = loss_fn(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -155,12 +176,14 @@ def fine_tune(
             history["step"].append(step)
             history["epoch_float"].append(step / steps_per_epoch)
             history["loss"].append(loss.item())
-            history["train_accuracy"].append(float((logits.argmax(1) == labels).float().mean()))
+            history["train_accuracy"].append(
+                float((logits.argmax(1) == labels).float().mean())
+            )  # a history scalar
             history["head_norm"].append(v_norm)
             history["bias_norm"].append(b_norm)
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
-        val_logits, _ = predict(model, val, eval_batch_size)
+        val_logits, _ = predict(model, val, eval_batch_size, precision=precision)
         val_acc = float(np.mean(val_logits.argmax(1) == val.labels))
         history["epoch"].append(epoch)
         history["val_accuracy"].append(val_acc)

@@ -27,7 +27,8 @@ from sklearn.metrics import f1_score
 from ..config import RunConfig
 from ..data.files import unpinned_files
 from ..data.tasks import DataError, TaskData, load_task
-from ..model.classifier import build_classifier, load_tokenizer, resolve_model_path
+from ..device import environment, resolve_device
+from ..model.classifier import build_classifier, load_tokenizer, model_revision, resolve_model_path
 from ..model.probe import fit_linear_probe, probe_iteration_path
 from ..model.train import encode, fine_tune, predict
 from .cache import code_key, ensure_writable
@@ -41,6 +42,7 @@ RUN_MODULES = (
     "lpft_nb.config",
     "lpft_nb.data.files",
     "lpft_nb.data.tasks",
+    "lpft_nb.device",
     "lpft_nb.model.classifier",
     "lpft_nb.model.head_mechanism",
     "lpft_nb.model.probe",
@@ -83,9 +85,11 @@ def run_code_key() -> str:
 
 
 def model_fingerprint(model_name: str, cache_dir: str | None) -> str:
-    """Names and sizes of the model folder's files (cheap; catches a swapped checkpoint)."""
+    """Names and sizes of the model folder's files, and its Hub revision when it is a Hugging Face snapshot
+    (cheap; catches a swapped checkpoint)."""
     folder = Path(resolve_model_path(model_name, cache_dir))
     parts = sorted(f"{p.name}:{p.stat().st_size}" for p in folder.iterdir() if p.is_file())
+    parts.append(f"revision:{model_revision(model_name, cache_dir)}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -138,6 +142,8 @@ class RunResult:
             "method": self.config.method,
             "seed": self.config.seed,
             "model": self.config.model,
+            "precision": self.config.precision,
+            "environment": m.get("environment"),  # device, torch, CUDA and model revision that trained it
             "cache_hit": self.cache_hit,
             "data_verified": m.get("data_verified"),
             "head_norm_random": m["head_norm_random"],
@@ -168,8 +174,9 @@ def _split_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
 def execute_run(
     cfg: RunConfig, data: TaskData | None = None, progress: bool = True
 ) -> tuple[dict, dict, dict]:
-    """Train and evaluate one run. Returns (metrics, history, arrays); no caching here."""
+    """Train and evaluate one run on its device. Returns (metrics, history, arrays); no caching here."""
     start = time.perf_counter()
+    device = resolve_device(cfg.device)
     data = data if data is not None else _load_data(cfg)
     tokenizer = load_tokenizer(cfg.model, cfg.cache_dir)
     model = build_classifier(
@@ -180,7 +187,7 @@ def execute_run(
         lora_r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         cache_dir=cfg.cache_dir,
-    )
+    ).to(device)
     enc = {"train": encode(data.train, tokenizer, cfg.max_length)}
     enc.update({name: encode(split, tokenizer, cfg.max_length) for name, split in data.eval_splits().items()})
     feature_splits = list(FEATURE_SPLITS) + list(data.ood)
@@ -191,14 +198,20 @@ def execute_run(
     arrays: dict[str, np.ndarray] = {"labels_train": data.train.labels}
     for name in feature_splits:
         arrays[f"features_before_{name}"] = predict(
-            model, enc[name], cfg.eval_batch_size, desc=desc(f"φ0 {name}")
+            model, enc[name], cfg.eval_batch_size, desc=desc(f"φ0 {name}"), precision=cfg.precision
         )[1]
     history: dict = {}
-    metrics: dict = {"data": data.summary(), "data_verified": data_verified(cfg, data)}
+    metrics: dict = {
+        "data": data.summary(),
+        "data_verified": data_verified(cfg, data),
+        "environment": {**environment(device), "model_revision": model_revision(cfg.model, cfg.cache_dir)},
+    }
     # the seed's N(0, 0.02²) head before any LP or scaling: the paper's "Pre-trained" row of Table 13
     metrics["head_norm_random"] = model.head_norms()[0]
     if cfg.uses_lp_head:
-        train_feats = predict(model, enc["train"], cfg.eval_batch_size, desc=desc("φ0 train"))[1]
+        train_feats = predict(
+            model, enc["train"], cfg.eval_batch_size, desc=desc("φ0 train"), precision=cfg.precision
+        )[1]
         arrays["features_before_train"] = train_feats
         probe = fit_linear_probe(
             train_feats,
@@ -225,8 +238,8 @@ def execute_run(
             model.head.weight.mul_(cfg.head_scale)
             if cfg.scale_bias:
                 model.head.bias.mul_(cfg.head_scale)
-    arrays["head_weight_init"] = model.head.weight.detach().numpy().copy()
-    arrays["head_bias_init"] = model.head.bias.detach().numpy().copy()
+    arrays["head_weight_init"] = model.head.weight.detach().cpu().numpy().copy()
+    arrays["head_bias_init"] = model.head.bias.detach().cpu().numpy().copy()
     metrics["head_norm_init"], metrics["bias_norm_init"] = model.head_norms()
     if cfg.trains_backbone:
         history.update(
@@ -240,17 +253,20 @@ def execute_run(
                 seed=cfg.seed,
                 eval_batch_size=cfg.eval_batch_size,
                 progress=progress,
+                precision=cfg.precision,
             )
         )
         metrics["best_epoch"] = history["best_epoch"]
     metrics["head_norm_final"], metrics["bias_norm_final"] = model.head_norms()
-    arrays["head_weight_final"] = model.head.weight.detach().numpy().copy()
-    arrays["head_bias_final"] = model.head.bias.detach().numpy().copy()
+    arrays["head_weight_final"] = model.head.weight.detach().cpu().numpy().copy()
+    arrays["head_bias_final"] = model.head.bias.detach().cpu().numpy().copy()
     metrics["ood"] = {}
     for name, split_enc in enc.items():
         if name == "train":
             continue
-        logits, feats = predict(model, split_enc, cfg.eval_batch_size, desc=desc(f"eval {name}"))
+        logits, feats = predict(
+            model, split_enc, cfg.eval_batch_size, desc=desc(f"eval {name}"), precision=cfg.precision
+        )
         arrays[f"logits_{name}"] = logits
         arrays[f"labels_{name}"] = split_enc.labels
         if name in feature_splits:
@@ -312,8 +328,24 @@ def _write_entry(
         raise
 
 
+def run_entry_path(cfg: RunConfig, data: TaskData | None = None) -> Path:
+    """Where the cache entry of `cfg` lives (whether or not it exists yet)."""
+    data = data if data is not None else _load_data(cfg)
+    return cfg.resolved_cache_dir() / "runs" / _entry_name(cfg, run_key(cfg, data))
+
+
+def is_cached(cfg: RunConfig) -> bool:
+    """Whether a complete cache entry for `cfg` exists (it is served by `get_run` if it loads)."""
+    meta = run_entry_path(cfg) / "meta.json"
+    try:
+        return bool(json.loads(meta.read_text()).get("complete"))
+    except (OSError, ValueError):
+        return False
+
+
 def get_run(cfg: RunConfig, progress: bool = True, refresh: bool = False) -> RunResult:
     """The run for `cfg`: from the cache when an entry with the same key exists, else trained now."""
+    resolve_device(cfg.device)  # a device this machine lacks is one line before any work
     data = _load_data(cfg)
     _check_classes(cfg, data)
     key = run_key(cfg, data)
