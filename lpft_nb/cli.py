@@ -153,23 +153,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def plan_profile(profile: str, pages: list[str] | None, estimate: bool, device: str) -> int:
     """Per page of `profile`: its runs and kernels; with `estimate`, device-hours on this machine."""
     from .book.build import notebook_pages
-    from .config import resolve_cache_dir
-    from .data.download import ensure_book_data
-    from .sweep import profile_tasks
+    from .book.params import check_profile_name
+    from .estimate import tasks_by_page
 
     all_pages = notebook_pages()
     unknown = [p for p in pages or [] if p not in all_pages]
     if unknown:
         raise ConfigError(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(all_pages)}")
-    from .book.params import check_profile_name
-
     check_profile_name(profile)
-    data_dir, cache_dir = ensure_book_data(), resolve_cache_dir(None)
-    by_page = {p: profile_tasks(profile, [p], data_dir, cache_dir) for p in pages or all_pages}
-    by_page = {p: t for p, t in by_page.items() if t}
     if not estimate:
         print(f"{'page':<24} {'runs':>6} {'kernels':>8}")
-        for page, tasks in by_page.items():
+        for page, tasks in tasks_by_page(profile, pages).items():
             runs = sum(t.kind == "run" for t in tasks)
             print(f"{page:<24} {runs:>6} {len(tasks) - runs:>8}")
         return 0

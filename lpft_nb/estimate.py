@@ -108,11 +108,8 @@ def estimate_table(tasks_by_page: dict[str, list[Task]], costs: Costs) -> list[t
     return rows
 
 
-def profile_estimate(profile: str, pages: list[str] | None = None, device: str = "auto", repeats: int = 2):
-    """(Costs, table): runs, kernels and estimated device-hours per page of `profile` on this machine's
-    `device` (a DataFrame with a last row for the whole profile)."""
-    import pandas as pd
-
+def tasks_by_page(profile: str, pages: list[str] | None = None) -> dict[str, list[Task]]:
+    """The runs and kernels of each page of `profile` that computes any (as `sweep` lists them)."""
     from .book.build import notebook_pages
     from .config import resolve_cache_dir
     from .data.download import ensure_book_data
@@ -120,6 +117,15 @@ def profile_estimate(profile: str, pages: list[str] | None = None, device: str =
 
     data_dir, cache_dir = ensure_book_data(), resolve_cache_dir(None)
     by_page = {p: profile_tasks(profile, [p], data_dir, cache_dir) for p in pages or notebook_pages()}
+    return {p: t for p, t in by_page.items() if t}
+
+
+def profile_estimate(profile: str, pages: list[str] | None = None, device: str = "auto", repeats: int = 2):
+    """(Costs, table): runs, kernels and estimated device-hours per page of `profile` on this machine's
+    `device` (a DataFrame with a last row for the whole profile)."""
+    import pandas as pd
+
+    by_page = tasks_by_page(profile, pages)
     costs = measure_costs(device=device, repeats=repeats)
-    rows = estimate_table({p: t for p, t in by_page.items() if t}, costs)
+    rows = estimate_table(by_page, costs)
     return costs, pd.DataFrame(rows, columns=["page", "runs", "kernels", "device-hours"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import lpft_nb
 
 PACKAGE = Path(lpft_nb.__file__).parent
-# lowest first; top-level modules not listed here are the package's entry points (cli, bench, __init__)
+# lowest first; top-level modules not listed here are the package's entry points (cli, bench, sweep, …)
 LAYERS = [
     {"config", "paper", "atomic", "resources", "device"},
     {"data"},
@@ -64,7 +64,8 @@ def test_every_subpackage_is_a_known_layer():
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
     assert folders == set().union(*LAYERS[1:])
     modules = {p.stem for p in PACKAGE.glob("*.py")}
-    assert LAYERS[0] <= modules and modules - LAYERS[0] == {"__init__", "__main__", "cli", "bench"}
+    entry_points = {"__init__", "__main__", "cli", "bench", "sweep", "estimate", "gpu_check"}
+    assert LAYERS[0] <= modules and modules - LAYERS[0] == entry_points
 
 
 def test_the_checker_sees_a_crossing():

@@ -111,9 +111,8 @@ def download_model(name: str) -> str:
             f"model {name!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; {where}, "
             "or unset HF_HUB_OFFLINE where the network is reachable"
         )
-    print(f"model {name!r} is not in the Hugging Face cache: downloading it (once)", file=sys.stderr)
     try:
-        return snapshot_download(name, allow_patterns=MODEL_FILE_PATTERNS)
+        folder = snapshot_download(name, allow_patterns=MODEL_FILE_PATTERNS)
     except RepositoryNotFoundError:
         raise ModelNotFoundError(f"model {name!r}: no such model on the Hugging Face Hub; {where}") from None
     except Exception as err:
@@ -121,6 +120,8 @@ def download_model(name: str) -> str:
             f"model {name!r} is neither a local folder nor in the Hugging Face cache, and the Hub cannot be "
             f"reached to download it ({type(err).__name__}); {where}, or run once with network access"
         ) from None
+    print(f"model {name!r} downloaded into the Hugging Face cache ({folder})", file=sys.stderr)
+    return folder
 
 
 # What a download fetches: the config, tokenizer files and PyTorch weights (not TF/Flax/ONNX copies).
