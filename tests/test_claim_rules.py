@@ -224,9 +224,25 @@ def test_scoreboard_counts_what_the_claims_summary_counts():
     from lpft_nb.report.plots import scoreboard_figure
 
     records = pd.DataFrame(
-        {"id": ["M1", "M1", "M2", "K1"], "status": ["holds", "inconclusive", "holds", "not run"]}
+        {
+            "id": ["M1", "M1", "M2", "K1", "Cor4.3"],
+            "status": ["holds", "inconclusive", "holds", "not run", "holds"],
+            "kind": ["claim"] * 4 + ["identity"],  # an identity is no claim: not on the scoreboard
+        }
     )
     ax = scoreboard_figure(records).axes[0]
     widths = {(bar.get_y(), bar.get_facecolor()): bar.get_width() for bar in ax.patches}
     assert sum(widths.values()) == 4 and len([w for w in widths.values() if w]) == 4
     assert [t.get_text() for t in ax.get_yticklabels()] == ["M1", "M2", "K1"]
+
+
+def test_checks_that_hold_by_construction_are_identities():
+    from lpft_nb.analysis.span import SpanExperiment
+    from lpft_nb.report.claim_rules import corollary_claim
+
+    exact = SpanExperiment("gd", 10, np.zeros(3), np.ones(3), 0.1, 1.0)
+    assert corollary_claim(exact).kind == "identity" and corollary_claim(exact).status == "holds"
+    broken = SpanExperiment("gd", 10, np.full(3, 1e-3), np.ones(3), 0.1, 1.0)
+    assert (
+        corollary_claim(broken).status == "does not hold" and "code is wrong" in corollary_claim(broken).why
+    )

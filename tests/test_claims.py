@@ -83,3 +83,21 @@ def test_a_claim_links_to_the_figure_or_table_that_shows_its_numbers(monkeypatch
     assert '<a href="#fig-head-norms">M1</a>' in shown[0]["text/html"]
     page = claims.claims_page_html(pd.DataFrame(records))
     assert '<a href="dynamics.html#fig-head-norms">M1</a>' in page and ">M9</td>" in page
+
+
+def test_a_check_shown_twice_is_counted_once_and_identities_are_not_counted(tmp_path):
+    from lpft_nb.report.claims import summary_table
+
+    rec = {"id": "M3", "statement": "s", "paper": "p", "ours": "o", "status": "holds", "why": "w"}
+    identity = {**rec, "id": "K1", "kind": "identity"}
+    _notebook(tmp_path / "norms.ipynb", [{**rec, "page": "norms"}])
+    _notebook(tmp_path / "ntk.ipynb", [{**identity, "page": "ntk"}])
+    repeated = [{**rec, "page": "lora"}, {**identity, "page": "lora"}, {**rec, "page": "lora", "ours": "o2"}]
+    _notebook(tmp_path / "lora.ipynb", repeated)
+    table, counts = gather_table(tmp_path, ["norms", "ntk", "lora"], {"M3": "a", "K1": "b"}, {})
+    assert len(table) == 3  # M3 (norms, also on lora), K1 (ntk, also on lora), M3 with other numbers
+    assert table.loc[(table["page"] == "norms"), "also_on"].item() == "lora"
+    assert counts["holds"] == 2  # the two different M3 checks; the identity is not counted
+    assert list(summary_table(table, {"M3": "a", "K1": "b"}).index) == ["M3"]
+    with pytest.raises(ValueError, match="kind"):
+        Claim("K1", "p", "s", "–", "–", "holds", kind="obvious")

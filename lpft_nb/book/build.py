@@ -221,7 +221,8 @@ def _stage(profile: str, executed: Path, site: Path) -> None:
 
 
 def gather_claims(executed: Path) -> list[dict]:
-    """Every page's checks plus a `not run` record for each checklist id no page checked (as the claims page)."""
+    """Every page's checks, each once, plus a `not run` record for each checklist id no page checked (as the
+    claims page); each record has its `kind` (claim or identity)."""
     from ..paper import CHECKLIST, NOT_RUNNABLE
     from ..report.claims import gather_table
 
@@ -318,9 +319,10 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
     claims = gather_claims(executed)
     (BUILD_DIR / "claims.json").write_text(json.dumps(claims, indent=1))
     counts = {
-        s: sum(c["status"] == s for c in claims)
+        s: sum(c["status"] == s and c["kind"] == "claim" for c in claims)
         for s in ("holds", "does not hold", "inconclusive", "not run")
     }
+    counts["identities (tests of the code)"] = sum(c["kind"] == "identity" for c in claims)
     new = cache_entries() - cached_before
     trained = sum(kind == "runs" for kind, _ in new)
     print(f"cache: this build trained {trained} runs and computed {len(new) - trained} kernels")

@@ -252,7 +252,11 @@ def corollary_claim(experiment, page: str = "norms", tol: float = 1e-10) -> Clai
         "exactly 0",
         f"max change off the span {off:.1e}; min change inside it {inside:.2g}",
         "holds" if ok else "does not hold",
-        "float64, full-batch updates" if ok else "the off-span change exceeds the tolerance or nothing moved",
+        "an identity of gradient descent on this model (every update of B lies in the training span); "
+        "a test of the code, float64, full-batch updates"
+        if ok
+        else "the off-span change exceeds the tolerance or nothing moved: the code is wrong",
+        kind="identity",
     )
 
 
@@ -372,7 +376,9 @@ def ntk_claims(results: dict, dataset: str, page: str = "ntk") -> list[Claim]:
             "identical",
             f"largest relative difference {worst:.1e}",
             "holds" if worst < 1e-5 else "does not hold",
-            "P depends only on the pre-trained features",
+            "an identity: P depends only on the pre-trained features, which no setting has changed at the "
+            "start of FT (LoRA starts with B = 0); a test of the code",
+            kind="identity",
         )
     )
     if "ft" in by_setting and "lp_ft" in by_setting:

@@ -19,12 +19,16 @@ from .format import fmt, mean_std
 
 CLAIMS_MIME = "application/vnd.lpft.claims+json"
 STATUSES = ("holds", "does not hold", "inconclusive", "not run")
+# A `claim` is the paper's statement and can fail; an `identity` holds by construction (a test of the code,
+# shown apart on the claims page and never counted among the paper's claims).
+KINDS = ("claim", "identity")
 
 
 @dataclass
 class Claim:
-    """One check: claim id (`paper.CHECKLIST`), page, statement, paper value, our value, status, reason, and
-    `evidence`: the HTML id of the figure or table on its page that shows the numbers ("" when none)."""
+    """One check: claim id (`paper.CHECKLIST`), page, statement, paper value, our value, status, reason;
+    `evidence`: the HTML id of the figure or table on its page that shows the numbers ("" when none);
+    `kind`: "claim" or "identity" (`KINDS`)."""
 
     id: str
     page: str
@@ -34,10 +38,13 @@ class Claim:
     status: str
     why: str = ""
     evidence: str = ""
+    kind: str = "claim"
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
 
 
 def compare(
@@ -156,51 +163,59 @@ def claims_from_notebook(path) -> list[dict]:
 
 
 def gather_table(executed_dir, pages: list[str], checklist: dict[str, str], not_runnable: dict[str, str]):
-    """All claim records of the executed `pages` (in order), plus a `not run` row for every checklist id
-    that no page checked. Returns (DataFrame, counts by status)."""
+    """All claim records of the executed `pages` (in order), each check once, plus a `not run` row for
+    every checklist id that no page checked. Returns (DataFrame, counts by status of the claims).
+
+    A check that a later page shows again (same id, statement and numbers) is kept once, from the first
+    page, with the other pages in `also_on`. Identities (`kind` "identity") are kept but not counted."""
     from pathlib import Path
 
     import pandas as pd
 
-    records = []
+    records, seen = [], {}
     for page in pages:
         path = Path(executed_dir) / f"{page}.ipynb"
-        if path.is_file():
-            records += claims_from_notebook(path)
-        else:
-            records.append(
-                asdict(
-                    not_run(
-                        "–",
-                        page,
-                        f"the page {page!r} was not executed in this build",
-                        "–",
-                        f"no executed notebook at {path}",
-                    )
-                )
-            )
+        if not path.is_file():
+            why = f"no executed notebook at {path}"
+            missing = not_run("–", page, f"the page {page!r} was not executed in this build", "–", why)
+            records.append(asdict(missing))
+            continue
+        for record in claims_from_notebook(path):
+            record = {"evidence": "", "kind": "claim", **record, "also_on": ""}
+            key = (record["id"], record["statement"], record["ours"], record["status"])
+            if key in seen:
+                first = seen[key]
+                first["also_on"] = ", ".join(filter(None, [first["also_on"], record["page"]]))
+                continue
+            seen[key] = record
+            records.append(record)
     checked = {r["id"] for r in records}
     for claim_id, statement in checklist.items():
         if claim_id not in checked:
             why = not_runnable.get(claim_id, "no page of this book checks it yet")
-            records.append(asdict(not_run(claim_id, "–", statement, "–", why)))
+            records.append({**asdict(not_run(claim_id, "–", statement, "–", why)), "also_on": ""})
     order = {cid: i for i, cid in enumerate(checklist)}
     records.sort(key=lambda r: order.get(r["id"], len(order)))
-    counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
-    return pd.DataFrame(records), counts
+    table = pd.DataFrame(records)
+    claims = table[table["kind"] == "claim"]
+    counts = {s: int((claims["status"] == s).sum()) for s in STATUSES}
+    return table, counts
 
 
 def summary_table(table, checklist: dict[str, str]):
-    """Per claim id: the paper's claim and how many checks hold / do not hold / are inconclusive / not run."""
+    """Per claim id: the paper's claim and how many checks hold / do not hold / are inconclusive / not run
+    (identities excluded: they are tests of the code, not of the paper)."""
+    if "kind" in table:
+        table = table[table["kind"] == "claim"]
     counts = table.groupby("id", sort=False)["status"].value_counts().unstack(fill_value=0)
     counts = counts.reindex(columns=[s for s in STATUSES if s in counts.columns])
     counts.insert(0, "the paper's claim", [checklist.get(i, "") for i in counts.index])
     return counts
 
 
-def claims_page_html(table) -> str:
-    """The gathered checks as one HTML table: id (linked to the figure or table that shows its numbers),
-    the page (linked), the check, paper, ours, status, why."""
+def claims_page_html(table, caption: str = "") -> str:
+    """Gathered checks as one HTML table: id (linked to the figure or table that shows its numbers), the
+    page (linked, with the pages that show the same check again), the check, paper, ours, status, why."""
     rows = []
     for _, r in table.iterrows():
         page = r["page"]
@@ -208,6 +223,9 @@ def claims_page_html(table) -> str:
         evidence = r.get("evidence", "") if on_page else ""
         target = f"{page}.html#{evidence}" if evidence and isinstance(evidence, str) else ""
         link = f'<a href="{html.escape(page)}.html">{html.escape(page)}</a>' if on_page else "–"
+        also = r.get("also_on", "")
+        if isinstance(also, str) and also:
+            link += " (also " + ", ".join(f'<a href="{p}.html">{p}</a>' for p in also.split(", ")) + ")"
         rows.append(
             f"<tr><td>{_id_cell(r['id'], target)}</td><td>{link}</td>"
             + "".join(f"<td>{html.escape(str(x))}</td>" for x in (r["statement"], r["paper"], r["ours"]))
@@ -215,11 +233,11 @@ def claims_page_html(table) -> str:
             f"<td>{html.escape(str(r['why']))}</td></tr>"
         )
     head = "".join(f"<th>{h}</th>" for h in ("id", "page", "check", "paper", "ours", "status", "why"))
-    caption = (
-        "Every check of the book with its numbers; an id links to the figure or table on its page that "
-        "shows them, the page name to the page."
+    caption = caption or (
+        "Every check of the paper's claims, each once, with its numbers; an id links to the figure or "
+        "table on its page that shows them, the page name to the page."
     )
     return (
-        f'<table class="lpft-claims"><caption>{caption}</caption><thead><tr>{head}</tr></thead>'
+        f'<table class="lpft-claims"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
