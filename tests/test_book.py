@@ -16,7 +16,8 @@ from lpft_nb.book.params import (
     check_shared,
     page_parameters,
 )
-from lpft_nb.report.claims import STATUSES, claims_from_notebook
+from lpft_nb.paper import CHECKLIST
+from lpft_nb.report.claims import STATUSES, Claim, claims_from_notebook, verdict_markdown
 
 
 def test_every_page_has_one_typed_parameters_cell_equal_to_the_default_profile():
@@ -137,6 +138,12 @@ def test_every_page_executes_with_the_smoke_profile(page, monkeypatch, build_dir
     elif page not in GATHERING_PAGES:
         claims = claims_from_notebook(executed / f"{page}.ipynb")
         assert claims and all(c["status"] in STATUSES and c["page"] == page for c in claims)
+        verdicts = [
+            "".join(o["data"]["text/markdown"])
+            for o in outputs
+            if "".join(o.get("data", {}).get("text/markdown", "")).startswith("At this build's scale")
+        ]  # the page's verdict paragraph says what its own records say
+        assert verdicts == [verdict_markdown([Claim(**c) for c in claims], CHECKLIST)]
 
 
 def test_fork_copies_the_page_and_its_parameters_and_lists_it(tmp_path):

@@ -101,3 +101,20 @@ def test_a_check_shown_twice_is_counted_once_and_identities_are_not_counted(tmp_
     assert list(summary_table(table, {"M3": "a", "K1": "b"}).index) == ["M3"]
     with pytest.raises(ValueError, match="kind"):
         Claim("K1", "p", "s", "–", "–", "holds", kind="obvious")
+
+
+def test_the_verdict_is_computed_from_the_records():
+    from lpft_nb.report.claims import verdict_markdown
+
+    checks = [
+        Claim("M1", "p", "CB: a", "–", "–", "holds"),
+        Claim("M1", "p", "RTE: a", "–", "–", "does not hold"),
+        Claim("M2", "p", "CB: b", "–", "–", "inconclusive"),
+        Claim("K1", "p", "P equal", "–", "–", "holds", kind="identity"),
+    ]
+    text = verdict_markdown(checks, {"M1": "LP grows the head"})
+    assert "**M1** (LP grows the head): of 2 checks, 1 holds, 1 does not hold; not holding: RTE: a." in text
+    assert "**M2** (M2): of 1 checks, 1 inconclusive." in text
+    assert "Identities (tests of the code, not of the paper): 1 of 1 hold." in text
+    flipped = [Claim(c.id, c.page, c.statement, "–", "–", "holds", kind=c.kind) for c in checks]
+    assert "not holding" not in verdict_markdown(flipped, {})

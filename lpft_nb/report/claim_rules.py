@@ -261,7 +261,8 @@ def corollary_claim(experiment, page: str = "norms", tol: float = 1e-10) -> Clai
 
 
 def _calibration_noise(study: Study, dataset: str, methods, key: str, lp_C: LpC) -> float:
-    """Noise of a calibration comparison: seed spread and the bootstrap half-widths (seed 1), in quadrature."""
+    """Noise of a calibration comparison: seed spread and the bootstrap half-widths (first seed), in
+    quadrature."""
 
     parts = []
     for method in methods:
@@ -560,8 +561,9 @@ def boss_claims(study: Study, page: str = "boss_ood") -> list[Claim]:
     for split in sets:
         name = names.get(split, split)
         metric = "test.accuracy" if split == "test" else f"ood.{split}.accuracy"
-        p = f"{TABLE10_BOSS['lp_ft'][name][0]} vs {TABLE10_BOSS['ft'][name][0]}"
-        if name == "semeval":  # the paper's own caveat: not an LP-FT win
+        p = f"LP-FT {TABLE10_BOSS['lp_ft'][name][0]} vs FT {TABLE10_BOSS['ft'][name][0]}"
+        if name == "semeval":  # the paper's own caveat: not an LP-FT win (FT's number first, as stated)
+            p = f"FT {TABLE10_BOSS['ft'][name][0]} vs LP-FT {TABLE10_BOSS['lp_ft'][name][0]}"
             out.append(
                 accuracy_compare(
                     "A2",

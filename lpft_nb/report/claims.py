@@ -241,3 +241,39 @@ def claims_page_html(table, caption: str = "") -> str:
         f'<table class="lpft-claims"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+VERDICT_MIME = "text/markdown"
+
+
+def verdict_markdown(claims: list[Claim], checklist: dict[str, str]) -> str:
+    """A page's verdict computed from its own claim records, one sentence per claim id (in page order):
+    how many of its checks hold, do not hold or are inconclusive, naming those that do not hold.
+    Identities are summarised apart, as tests of the code."""
+    paper_claims = [c for c in claims if c.kind == "claim"]
+    identities = [c for c in claims if c.kind == "identity"]
+    sentences = []
+    for claim_id in dict.fromkeys(c.id for c in paper_claims):
+        checks = [c for c in paper_claims if c.id == claim_id]
+        counts = {s: sum(c.status == s for c in checks) for s in STATUSES}
+        parts = [f"{n} {s}" for s, n in counts.items() if n]
+        against = [c.statement for c in checks if c.status == "does not hold"]
+        text = f"**{claim_id}** ({checklist.get(claim_id, claim_id)}): of {len(checks)} checks, {', '.join(parts)}"
+        if against:
+            text += "; not holding: " + "; ".join(against)
+        sentences.append(text + ".")
+    if identities:
+        broken = [c.statement for c in identities if c.status != "holds"]
+        sentences.append(
+            f"Identities (tests of the code, not of the paper): {len(identities) - len(broken)} of "
+            f"{len(identities)} hold" + (f"; failing: {'; '.join(broken)}" if broken else "") + "."
+        )
+    head = "At this build's scale (the parameters above), this page's checks give:"
+    return head + "\n\n" + "\n".join(f"- {s}" for s in sentences)
+
+
+def show_verdict(claims: list[Claim], checklist: dict[str, str]) -> None:
+    """Display `verdict_markdown` as the page's verdict (Markdown, rendered as prose)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(verdict_markdown(claims, checklist)))

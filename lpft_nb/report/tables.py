@@ -261,7 +261,7 @@ def calibration_table(study: Study, dataset: str, lp_C: LpC = "cv", calibrator: 
                     "metric": metric.upper(),
                     "method": METHOD_LABELS[method],
                     "w/o ours": seeds_cell(raw, 3),
-                    "90% bootstrap (seed 1)": f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]",
+                    f"90% bootstrap (seed {study.seeds[0]})": f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]",
                     f"w/ {calibrator.upper()} ours": seeds_cell(cal, 3),
                     "Imp. ours": seeds_cell(raw - cal, 3),
                     "w/o paper": paper[0] if paper else None,
