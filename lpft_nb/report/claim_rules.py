@@ -80,8 +80,7 @@ def dynamics_claims(study: Study, page: str = "dynamics") -> list[Claim]:
             for claim in pair:
                 if claim.status != "holds":
                     claim.why += (
-                        f". The regularisation C = {', '.join(f'{c:.2g}' for c in chosen)} keeps the head "
-                        f"short: less anisotropic features are separated without a long head"
+                        f". The regularisation C = {', '.join(f'{c:.2g}' for c in chosen)} bounds the LP head"
                     )
             out += pair
         if "ft" in study.methods:
