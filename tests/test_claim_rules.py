@@ -152,12 +152,20 @@ def test_m3_m4_m5_feature_rules():
         return lambda seed, c, s: head(
             1.0,
             1.0,
-            fs={"test": {"Diff": diff + 0.01 * seed, "CS": cs + 1e-3 * seed, "FDR": fdr * (1 + 0.01 * seed)}},
+            fs={
+                "test": {
+                    "Diff": diff + 0.01 * seed,
+                    "CS": cs + 1e-3 * seed,
+                    "FDR": fdr * (1 + 0.01 * seed),
+                    "FDR_k": 16,
+                }
+            },
         )
 
     study = grid({"ft": feats(diff=3.0, cs=0.5, fdr=100.0), "lp_ft": feats(diff=1.0, cs=0.9, fdr=10.0)})
     out = claim_rules.norms_claims(study)
     assert {c.id: c.status for c in out} == {"M3": "holds", "M4": "holds", "M5": "holds"}
+    assert "16-d PCA subspace" in next(c.statement for c in out if c.id == "M5")
 
 
 def test_head_norm_table_columns_and_paper_cells():
@@ -177,6 +185,7 @@ def test_feature_table_marks_unchanged_rows_with_a_dash(monkeypatch):
             "Diff": 0.0 if before else 2.0,
             "Diff_norm": 0.1,
             "FDR": 10.0,
+            "FDR_k": 16,
         },
     )
     study = grid(
@@ -187,6 +196,7 @@ def test_feature_table_marks_unchanged_rows_with_a_dash(monkeypatch):
     assert table.loc["FT", "Diff(F) ours"] == "2 ± 0"
     assert table.loc["Pre-trained", "Diff(F) paper"] == "–"  # the paper reports none there
     assert "Norm(C) paper" in table.columns
+    assert {"FDR(F) 16-d ours", "FDR(F) paper, full-d"} <= set(table.columns)
 
 
 def test_tables_show_no_nan_and_whole_numbers_as_integers():

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from lpft_nb.analysis.features import feature_change, fisher_ratio, mean_pairwise_cosine, norm_change
+from lpft_nb.analysis.features import (
+    feature_change,
+    fisher_ratio,
+    fisher_ratio_pinv,
+    fisher_ratio_ridge,
+    mean_pairwise_cosine,
+    norm_change,
+)
 
 
 def test_mean_pairwise_cosine_by_hand():
@@ -24,26 +31,45 @@ def test_feature_change_and_norm_change_by_hand():
 
 
 def test_fisher_ratio_by_hand_in_one_dimension():
-    # class 0 at {0, 2}, class 1 at {4, 6}: S_W = 2 + 2 = 4, S_B = 2·2² + 2·2² = 16 → 4
-    X = np.array([[0.0], [2.0], [4.0], [6.0]])
-    assert fisher_ratio(X, np.array([0, 0, 1, 1])) == pytest.approx(4.0)
+    # class 0 at {0, 2, 1}, class 1 at {4, 6, 5}: S_W = 2 + 2 = 4, S_B = 3·2² + 3·2² = 24 → 6
+    X = np.array([[0.0], [2.0], [1.0], [4.0], [6.0], [5.0]])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    assert fisher_ratio(X, y, k=1) == pytest.approx(6.0)
+    assert fisher_ratio_pinv(X, y) == pytest.approx(6.0)
+
+
+def test_with_more_examples_than_dimensions_every_version_agrees():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(60, 3)) + np.repeat(np.eye(3), 20, axis=0), np.repeat(np.arange(3), 20)
+    A = rng.normal(size=(3, 3)) + 3 * np.eye(3)
+    full = fisher_ratio_pinv(X, y)
+    assert fisher_ratio(X @ A.T, y, k=3) == pytest.approx(full, rel=1e-8)  # invariant to invertible maps
+    assert fisher_ratio_ridge(X, y, 1e-12) == pytest.approx(full, rel=1e-6)
+
+
+def test_with_fewer_examples_than_dimensions_the_subspace_recovers_the_known_answer():
+    # a 2-class problem in a plane, FDR known from the 2-d data, embedded in 384 dimensions with n = 40 < d
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1], 20)
+    plane = rng.normal(size=(40, 2)) + np.outer(y, [3.0, 0.0])
+    basis = np.linalg.qr(rng.normal(size=(384, 2)))[0]  # orthonormal columns
+    wide = plane @ basis.T
+    assert fisher_ratio(wide, y, k=2) == pytest.approx(fisher_ratio_pinv(plane, y), rel=1e-8)
+    # the full-dimensional ridge version is decided by ε once noise fills the other directions
+    noisy = wide + 0.01 * rng.normal(size=wide.shape)
+    small, large = fisher_ratio_ridge(noisy, y, 1e-6), fisher_ratio_ridge(noisy, y, 1e-3)
+    assert small / large > 100  # grows roughly as 1/ε: no finite answer to compare
+    with pytest.raises(ValueError, match="needs more than 18 examples"):
+        few = np.r_[0:9, 20:29]  # 18 examples of 2 classes: not more than k + C = 18
+        fisher_ratio(wide[few], y[few], k=16)
 
 
 def test_fisher_ratio_degenerate_inputs():
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(10, 4))
-    assert fisher_ratio(X, np.zeros(10, int)) == pytest.approx(0.0)  # one class: no between-class scatter
-    assert fisher_ratio(np.ones((6, 3)), np.array([0, 0, 0, 1, 1, 1])) == 0.0  # identical features
-    wide = rng.normal(size=(8, 50))  # n < d: S_W is singular, the pseudo-inverse still gives a finite value
-    value = fisher_ratio(wide, np.arange(8) % 2)
-    assert np.isfinite(value) and value > 0
-
-
-def test_fisher_ratio_is_invariant_to_an_invertible_linear_map():
-    rng = np.random.default_rng(1)
-    X, y = rng.normal(size=(60, 3)), np.arange(60) % 3
-    A = rng.normal(size=(3, 3)) + 3 * np.eye(3)
-    assert fisher_ratio(X @ A.T, y) == pytest.approx(fisher_ratio(X, y), rel=1e-8)
+    X = rng.normal(size=(30, 4))
+    assert fisher_ratio(X, np.zeros(30, int), k=2) == pytest.approx(
+        0.0
+    )  # one class: no between-class scatter
 
 
 def test_corollary_4_3_features_orthogonal_to_the_training_span_do_not_move_under_gd():

@@ -44,26 +44,57 @@ def norm_change(after: np.ndarray, before: np.ndarray) -> float:
     return float(np.abs(np.linalg.norm(after, axis=1) - np.linalg.norm(before, axis=1)).mean())
 
 
-def fisher_ratio(features: np.ndarray, labels: np.ndarray) -> float:
-    """FDR(F) = tr(S_W⁺ S_B), the multi-class Fisher criterion with a pseudo-inverse (a reconstruction).
+FDR_DIMENSION = 16  # k of the PCA subspace FDR is computed in; needs n > k + C examples
 
-    S_W = Σ_c Σ_{i∈c} (φ_i − μ_c)(φ_i − μ_c)ᵀ,  S_B = Σ_c n_c (μ_c − μ)(μ_c − μ)ᵀ.
-    One class gives S_B = 0 and FDR 0; identical features give S_W = 0, whose pseudo-inverse is 0.
-    Large when n is not much larger than d, as the paper's CB/RTE values are.
-    """
-    X = np.asarray(features, np.float64)
-    labels = np.asarray(labels)
+
+def _scatter(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Within-class S_W = Σ_c Σ_{i∈c} (φ_i − μ_c)(φ_i − μ_c)ᵀ and between-class S_B = Σ_c n_c (μ_c − μ)(μ_c − μ)ᵀ."""
     mu = X.mean(axis=0)
     d = X.shape[1]
-    s_w = np.zeros((d, d))
-    s_b = np.zeros((d, d))
+    s_w, s_b = np.zeros((d, d)), np.zeros((d, d))
     for c in np.unique(labels):
         Xc = X[labels == c]
         mu_c = Xc.mean(axis=0)
-        centred = Xc - mu_c
-        s_w += centred.T @ centred
+        s_w += (Xc - mu_c).T @ (Xc - mu_c)
         s_b += len(Xc) * np.outer(mu_c - mu, mu_c - mu)
+    return s_w, s_b
+
+
+def fisher_ratio(features: np.ndarray, labels: np.ndarray, k: int = FDR_DIMENSION) -> float:
+    """FDR(F) = tr(S_W⁻¹ S_B) in the top-k PCA subspace of the features (a reconstruction: the paper gives
+    no formula and its code computes none).
+
+    tr(S_W⁻¹ S_B) does not change under an invertible linear map of the features, so with n > d it is the
+    same in any basis; but with n < d + C, S_W is singular and the full-dimensional criterion is undefined
+    (a pseudo-inverse discards the between-class directions outside S_W's range; a ridge grows as 1/ε).
+    Projecting every feature set on its own top-k principal directions, with k + C < n, makes S_W
+    invertible; comparisons use the same k for every method. Raises ValueError when n ≤ k + C.
+    """
+    X = np.asarray(features, np.float64)
+    labels = np.asarray(labels)
+    classes = len(np.unique(labels))
+    if len(X) <= k + classes:
+        raise ValueError(
+            f"FDR in a {k}-dimensional subspace needs more than {k + classes} examples, got {len(X)}"
+        )
+    centred = X - X.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    s_w, s_b = _scatter(centred @ vt[:k].T, labels)
+    return float(np.trace(np.linalg.solve(s_w, s_b)))
+
+
+def fisher_ratio_pinv(features: np.ndarray, labels: np.ndarray) -> float:
+    """tr(S_W⁺ S_B) in the full feature space with a pseudo-inverse: well defined only when n > d + C."""
+    s_w, s_b = _scatter(np.asarray(features, np.float64), np.asarray(labels))
     return float(np.trace(np.linalg.pinv(s_w, hermitian=True) @ s_b))
+
+
+def fisher_ratio_ridge(features: np.ndarray, labels: np.ndarray, eps: float) -> float:
+    """tr((S_W + ε·tr(S_W)/d·I)⁻¹ S_B) in the full space: with n < d + C it grows as 1/ε (the ridge alone
+    decides it), which is why full-dimensional FDRs at n < d cannot be compared."""
+    s_w, s_b = _scatter(np.asarray(features, np.float64), np.asarray(labels))
+    d = len(s_w)
+    return float(np.trace(np.linalg.solve(s_w + eps * np.trace(s_w) / d * np.eye(d), s_b)))
 
 
 def joint_tsne(blocks: list[np.ndarray], seed: int = 0, perplexity: float = 15.0) -> list[np.ndarray]:
@@ -89,7 +120,8 @@ FEATURE_STATS = ("CS", "Diff", "Diff_norm", "FDR")
 
 
 def feature_stats(run: RunResult, split: str = "test", before: bool = False) -> dict[str, float]:
-    """CS, Diff (mean ‖φ_after − φ_pre‖), Diff_norm (mean |‖φ_after‖ − ‖φ_pre‖|) and FDR on `split` of a run.
+    """CS, Diff (mean ‖φ_after − φ_pre‖), Diff_norm (mean |‖φ_after‖ − ‖φ_pre‖|), FDR (in the top-k PCA
+    subspace, `fisher_ratio`) and its k (`fdr_dimension`) on `split` of a run.
 
     `before=True` describes the pre-trained features (Diff 0). The paper gives no formula for these
     statistics; the definitions follow the authors' public code (see each function above).
@@ -97,9 +129,17 @@ def feature_stats(run: RunResult, split: str = "test", before: bool = False) -> 
     a = run.arrays
     pre, labels = a[f"features_before_{split}"], a[f"labels_{split}"]
     post = pre if before else a[f"features_after_{split}"]
+    k = fdr_dimension(len(labels), len(np.unique(labels)))
     return {
         "CS": mean_pairwise_cosine(post),
         "Diff": feature_change(post, pre),
         "Diff_norm": norm_change(post, pre),
-        "FDR": fisher_ratio(post, labels),
+        "FDR": fisher_ratio(post, labels, k) if k >= 1 else float("nan"),
+        "FDR_k": k,
     }
+
+
+def fdr_dimension(n: int, classes: int) -> int:
+    """The subspace dimension FDR uses on a split of n examples: `FDR_DIMENSION`, or n − C − 1 when the
+    split is smaller (the same for every method, since all are measured on the same examples)."""
+    return min(FDR_DIMENSION, n - classes - 1)

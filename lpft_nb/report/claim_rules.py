@@ -169,7 +169,8 @@ def norms_claims(study: Study, page: str = "norms") -> list[Claim]:
                     compare(
                         "M5",
                         page,
-                        f"{tag}: FDR(F) after FT > after LP-FT (log10)",
+                        f"{tag}: FDR(F) after FT > after LP-FT (log10; "
+                        f"{_stat(study, dataset, 'ft', 'FDR_k', lp_C)[0]:.0f}-d PCA subspace, the same for both)",
                         f"{paper['ft']['FDR']:.3g} vs {paper['lp_ft']['FDR']:.3g}" if paper else "–",
                         np.log10(_stat(study, dataset, "ft", "FDR", lp_C)),
                         np.log10(_stat(study, dataset, "lp_ft", "FDR", lp_C)),
@@ -622,7 +623,8 @@ def boss_claims(study: Study, page: str = "boss_ood") -> list[Claim]:
             compare(
                 "X1",
                 page,
-                f"{where}: FDR(F) {METHOD_LABELS[first]} > {METHOD_LABELS[second]} (ours in log10)",
+                f"{where}: FDR(F) {METHOD_LABELS[first]} > {METHOD_LABELS[second]} "
+                f"(ours in log10, {_stat(study, 'amazon', first, 'FDR_k', lp_C, split=split)[0]:.0f}-d PCA subspace)",
                 f"{paper_fdr[(first, split)]:.2f} vs {paper_fdr[(second, split)]:.2f}",
                 fdr[(first, split)],
                 fdr[(second, split)],

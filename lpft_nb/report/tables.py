@@ -168,14 +168,15 @@ def feature_table(study: Study, dataset: str, lp_C: LpC = "cv", split: str = "te
             ("CS", "CS(F)"),
             ("Diff", "Diff(F)"),
             ("Diff_norm", "Diff of norms"),
-            ("FDR", "FDR(F)"),
+            ("FDR", f"FDR(F) {stats[0]['FDR_k']}-d"),
         ):
             row[f"{label} ours"] = (
                 "–" if unchanged and key.startswith("Diff") else seeds_cell([s[key] for s in stats])
             )
             if key != "Diff_norm":
                 value = paper.get(key)
-                row[f"{label} paper"] = "–" if value is None else f"{value:.3g}"
+                paper_label = "FDR(F) paper, full-d" if key == "FDR" else f"{label} paper"
+                row[paper_label] = "–" if value is None else f"{value:.3g}"
         row["Norm(C) ours"] = seeds_cell(norms)
         row["Norm(C) paper"] = f"{paper['Norm']:.3g}" if "Norm" in paper else "–"
         rows.append(row)
@@ -333,7 +334,8 @@ def boss_feature_table(study: Study, split: str, lp_C: LpC = "cv") -> pd.DataFra
         paper = TABLE11_BOSS.get(name, {}).get(label)
         row = {"method": "Pre-trained" if label == "pretrained" else METHOD_LABELS[label]}
         for i, key in enumerate(("CS", "Diff", "FDR")):
-            row[f"{key} ours"] = "–" if unchanged and key == "Diff" else seeds_cell([s[key] for s in stats])
+            label = f"FDR {stats[0]['FDR_k']}-d" if key == "FDR" else key
+            row[f"{label} ours"] = "–" if unchanged and key == "Diff" else seeds_cell([s[key] for s in stats])
             row[f"{key} paper"] = "–" if paper is None or paper[i] is None else f"{paper[i]:.3g}"
         if split == "test":
             row["Norm(C) ours"] = seeds_cell(norms)
