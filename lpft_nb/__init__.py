@@ -19,7 +19,7 @@ import warnings
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 from . import estimate, paper, sweep
-from .analysis import calibration, features, kernels, linearization, lora, span
+from .analysis import calibration, features, kernels, linearization, lora, lp_causes, span
 from .book.build import executed_dir
 from .book.plans import page_plan
 from .config import ConfigError, RunConfig, lp_label
@@ -34,6 +34,7 @@ from .report.claim_rules import (
     corollary_claim,
     dynamics_claims,
     lora_claims,
+    lp_cause_claims,
     norms_claims,
     ntk_claims,
     scaling_claims,
@@ -50,6 +51,7 @@ __all__ = [
     "kernels",
     "linearization",
     "lora",
+    "lp_causes",
     "paper",
     "plots",
     "span",
@@ -77,6 +79,7 @@ __all__ = [
     "corollary_claim",
     "dynamics_claims",
     "lora_claims",
+    "lp_cause_claims",
     "norms_claims",
     "ntk_claims",
     "scaling_claims",

@@ -322,6 +322,7 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
         s: sum(c["status"] == s and c["kind"] == "claim" for c in claims)
         for s in ("holds", "does not hold", "inconclusive", "not run")
     }
+    counts["book hypotheses"] = sum(c["kind"] == "hypothesis" for c in claims)
     counts["identities (tests of the code)"] = sum(c["kind"] == "identity" for c in claims)
     new = cache_entries() - cached_before
     trained = sum(kind == "runs" for kind, _ in new)

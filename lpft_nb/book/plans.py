@@ -101,6 +101,18 @@ def _training_page(p: Mapping[str, Any]) -> PagePlan:
     return PagePlan("", studies={"main": _main_study(p)})
 
 
+def _dynamics(p: Mapping[str, Any]) -> PagePlan:
+    """The main grid, and LP on each full training split (its frozen features feed the LP-cause tests)."""
+    full = Study(
+        datasets=list(p["datasets"]),
+        methods=["lp"],
+        seeds=list(p["seeds"][:1]),
+        lp_Cs=["cv"],
+        settings=run_settings(p, max_train=None),
+    )
+    return PagePlan("dynamics", studies={"main": _main_study(p), "full_lp": full})
+
+
 def _norms(p: Mapping[str, Any]) -> PagePlan:
     studies = {
         "main": _main_study(p),
@@ -148,7 +160,7 @@ def _boss_ood(p: Mapping[str, Any]) -> PagePlan:
 
 
 PLANS: dict[str, Callable[[Mapping[str, Any]], PagePlan]] = {
-    "dynamics": _training_page,
+    "dynamics": _dynamics,
     "norms": _norms,
     "ntk": _ntk,
     "calibration": _training_page,

@@ -633,3 +633,48 @@ def boss_claims(study: Study, page: str = "boss_ood") -> list[Claim]:
             )
         )
     return out
+
+
+FOLLOWS_RHO = 0.8  # a quantity "follows" a cause when Spearman's ρ ≥ this for every CV seed
+
+
+def lp_cause_claims(experiments: dict, page: str = "dynamics") -> list[Claim]:
+    """Hypotheses H1 (the cross-validated LP head grows with the features' anisotropy) and H2 (it grows with
+    the number of training examples against d), per dataset, from `lp_causes.lp_cause_experiment` results.
+    Rule: holds when Spearman's ρ ≥ 0.8 for every CV seed, does not hold when ρ ≤ 0 for every seed,
+    inconclusive otherwise (or with fewer than three levels)."""
+    from ..analysis.lp_causes import follows
+
+    out = []
+    for dataset, exp in experiments.items():
+        for claim_id, key, x, cause in (
+            ("H1", "anisotropy", "cosine", "the mean pairwise cosine of the features"),
+            ("H2", "sample_size", "n", "the number of training examples n (against d)"),
+        ):
+            rows = exp[key]
+            rho = follows(rows, x, "head_norm") if len({r[x] for r in rows}) > 2 else ()
+            rho_c = follows(rows, x, "C") if rho else ()
+            if not rho or any(np.isnan(rho)):
+                status, why = "inconclusive", "fewer than three levels of the cause"
+            elif min(rho) >= FOLLOWS_RHO:
+                status, why = "holds", f"ρ ≥ {FOLLOWS_RHO} for every CV seed"
+            elif max(rho) <= 0:
+                status, why = "does not hold", "ρ ≤ 0 for every CV seed"
+            else:
+                status, why = "inconclusive", f"ρ between 0 and {FOLLOWS_RHO} for some CV seed"
+            levels = sorted({r[x] for r in rows})
+            out.append(
+                Claim(
+                    claim_id,
+                    page,
+                    f"{dataset.upper()}: the cross-validated LP head norm grows with {cause}",
+                    "– (this book's hypothesis)",
+                    f"Spearman ρ(head norm) per seed {', '.join(f'{r:.2f}' for r in rho) or '–'}; "
+                    f"ρ(C) {', '.join(f'{r:.2f}' for r in rho_c) or '–'}; levels "
+                    + ", ".join(f"{v:.3g}" for v in levels),
+                    status,
+                    why,
+                    kind="hypothesis",
+                )
+            )
+    return out

@@ -19,9 +19,9 @@ from .format import fmt, mean_std
 
 CLAIMS_MIME = "application/vnd.lpft.claims+json"
 STATUSES = ("holds", "does not hold", "inconclusive", "not run")
-# A `claim` is the paper's statement and can fail; an `identity` holds by construction (a test of the code,
-# shown apart on the claims page and never counted among the paper's claims).
-KINDS = ("claim", "identity")
+# A `claim` is the paper's statement and can fail; an `identity` holds by construction (a test of the code);
+# a `hypothesis` is this book's own explanation, tested on its pages. Only claims count as the paper's.
+KINDS = ("claim", "identity", "hypothesis")
 
 
 @dataclass
@@ -262,6 +262,9 @@ def verdict_markdown(claims: list[Claim], checklist: dict[str, str]) -> str:
         if against:
             text += "; not holding: " + "; ".join(against)
         sentences.append(text + ".")
+    for c in claims:
+        if c.kind == "hypothesis":
+            sentences.append(f"Hypothesis **{c.id}** ({c.statement}): {c.status} ({c.why}).")
     if identities:
         broken = [c.statement for c in identities if c.status != "holds"]
         sentences.append(

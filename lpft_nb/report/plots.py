@@ -625,3 +625,31 @@ def fdr_ridge_figure(features: np.ndarray, labels: np.ndarray, title: str) -> pl
     ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def lp_causes_figure(experiment: dict, dataset: str) -> plt.Figure:
+    """The cross-validated LP head norm against the features' mean pairwise cosine (left: the spread shrunk
+    around the mean) and against n/d (right: random subsets), one point per CV seed, means joined."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, x, label in (
+        (axes[0], "anisotropy", "cosine", "mean pairwise cosine of the training features"),
+        (axes[1], "sample_size", "n/d", "training examples n / feature dimension d"),
+    ):
+        rows = experiment[key]
+        xs = np.array([r[x] for r in rows])
+        ys = np.array([r["head_norm"] for r in rows])
+        ax.scatter(xs, ys, color=COLORS["lp"], alpha=0.6, label="one CV seed")
+        levels = sorted(set(xs))
+        ax.plot(levels, [ys[xs == v].mean() for v in levels], color=COLORS["lp"], label="mean over seeds")
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("LP head norm ‖V‖_F (C by CV)")
+        if key == "sample_size":
+            ax.set_xscale("log")
+            ax.axvline(1.0, color="grey", ls=":", label="n = d")
+        else:
+            ax.axvline(0.997, color="grey", ls=":", label="RoBERTa (CB)")
+        ax.legend(fontsize=9)
+    fig.suptitle(f"{dataset.upper()}: what sets the cross-validated LP head")
+    fig.tight_layout()
+    return fig

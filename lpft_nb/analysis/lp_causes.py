@@ -1,0 +1,104 @@
+"""Why is the cross-validated LP head short on our backbone? Two explanations, tested on frozen features.
+
+(a) Anisotropy: RoBERTa's features are almost collinear (mean pairwise cosine 0.997), MiniLM's far less.
+    Shrinking the spread around the mean, φ' = μ + s(φ − μ), raises the mean pairwise cosine to a target
+    without changing which examples are separable (a pure shared offset would be absorbed by the intercept).
+(b) n against d: fewer training examples than feature dimensions. LP is refitted on nested random subsets
+    of the training split.
+
+For each, the paper's LP (LogisticRegressionCV over its C grid) is refitted with several CV seeds (the
+seed shuffles the rows, so it sets the folds) and its chosen C and head norm ‖V‖_F recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..model.probe import fit_linear_probe
+from .features import mean_pairwise_cosine
+
+
+def shrink_to_cosine(features: np.ndarray, target: float) -> tuple[np.ndarray, float]:
+    """(φ', s): φ' = μ + s(φ − μ) with s in (0, 1] such that the mean pairwise cosine of φ' is `target`
+    (bisection on log s; the cosine rises as s falls). Raises ValueError for a target below the features'
+    own cosine or ≥ 1."""
+    X = np.asarray(features, np.float64)
+    mu = X.mean(axis=0)
+    own = mean_pairwise_cosine(X)
+    if not own <= target < 1:
+        raise ValueError(f"target cosine {target} must lie in [{own:.3f}, 1)")
+    lo, hi = -20.0, 0.0  # log s
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if mean_pairwise_cosine(mu + np.exp(mid) * (X - mu)) > target:
+            lo = mid
+        else:
+            hi = mid
+    s = float(np.exp((lo + hi) / 2))
+    return mu + s * (X - mu), s
+
+
+def _fit(features, labels, num_classes: int, seed: int) -> dict:
+    probe = fit_linear_probe(features, labels, num_classes, C="cv", seed=seed)
+    return {"C": float(probe.C), "head_norm": float(probe.weight_norm)}
+
+
+def anisotropy_sweep(
+    features: np.ndarray, labels: np.ndarray, num_classes: int, targets: Sequence[float], seeds: Sequence[int]
+) -> list[dict]:
+    """LP refitted on the training features as they are and shrunk to each target cosine, per CV seed:
+    rows of (cosine, shrink s, seed, C, head norm)."""
+    rows = []
+    levels = [(features, 1.0)] + [shrink_to_cosine(features, t) for t in targets]
+    for X, s in levels:
+        cosine = mean_pairwise_cosine(X)
+        rows += [
+            {"cosine": cosine, "s": s, "seed": seed, **_fit(X, labels, num_classes, seed)} for seed in seeds
+        ]
+    return rows
+
+
+def sample_size_sweep(
+    features: np.ndarray, labels: np.ndarray, num_classes: int, sizes: Sequence[int], seeds: Sequence[int]
+) -> list[dict]:
+    """LP refitted on random subsets of n training examples (each seed draws its own subset and folds):
+    rows of (n, n/d, seed, C, head norm). Sizes above the split's size are skipped."""
+    rows = []
+    d = features.shape[1]
+    for n in [n for n in sizes if n <= len(labels)]:
+        for seed in seeds:
+            idx = np.random.default_rng(seed).choice(len(labels), n, replace=False)
+            if len(np.unique(labels[idx])) < 2:
+                continue
+            rows.append(
+                {"n": n, "n/d": n / d, "seed": seed, **_fit(features[idx], labels[idx], num_classes, seed)}
+            )
+    return rows
+
+
+def follows(rows: list[dict], x: str, y: str) -> tuple[float, ...]:
+    """Spearman correlation of `y` with `x` across the levels, one per seed (a tuple)."""
+    from scipy.stats import spearmanr
+
+    out = []
+    for seed in sorted({r["seed"] for r in rows}):
+        pts = [(r[x], r[y]) for r in rows if r["seed"] == seed]
+        out.append(float(spearmanr(*zip(*pts)).statistic) if len(pts) > 2 else float("nan"))
+    return tuple(out)
+
+
+def lp_cause_experiment(
+    run, targets: Sequence[float], sizes: Sequence[int], seeds: Sequence[int]
+) -> dict[str, list[dict]]:
+    """Both sweeps on the frozen training features of an LP run on a full training split:
+    {"anisotropy": rows, "sample_size": rows}."""
+    a = run.arrays
+    features, labels = a["features_before_train"], a["labels_train"]
+    num_classes = a["head_weight_final"].shape[0]
+    own = mean_pairwise_cosine(features)
+    return {
+        "anisotropy": anisotropy_sweep(features, labels, num_classes, [t for t in targets if t > own], seeds),
+        "sample_size": sample_size_sweep(features, labels, num_classes, sizes, seeds),
+    }
