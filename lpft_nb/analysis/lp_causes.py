@@ -64,18 +64,28 @@ def sample_size_sweep(
     features: np.ndarray, labels: np.ndarray, num_classes: int, sizes: Sequence[int], seeds: Sequence[int]
 ) -> list[dict]:
     """LP refitted on random subsets of n training examples (each seed draws its own subset and folds):
-    rows of (n, n/d, seed, C, head norm). Sizes above the split's size are skipped."""
+    rows of (n, n/d, seed, C, head norm). Sizes above the split's size, and sizes where no subset holds two
+    examples of every class, are skipped."""
     rows = []
     d = features.shape[1]
     for n in [n for n in sizes if n <= len(labels)]:
         for seed in seeds:
-            idx = np.random.default_rng(seed).choice(len(labels), n, replace=False)
-            if len(np.unique(labels[idx])) < 2:
-                continue
-            rows.append(
-                {"n": n, "n/d": n / d, "seed": seed, **_fit(features[idx], labels[idx], num_classes, seed)}
-            )
+            idx = _subset_with_every_class(labels, n, num_classes, seed)
+            if idx is not None:
+                fit = _fit(features[idx], labels[idx], num_classes, seed)
+                rows.append({"n": n, "n/d": n / d, "seed": seed, **fit})
     return rows
+
+
+def _subset_with_every_class(labels: np.ndarray, n: int, num_classes: int, seed: int) -> np.ndarray | None:
+    """A random subset of n indices holding at least two examples of every class (the LP head needs a row
+    per class, cross-validation two examples per class), or None when 100 draws found none."""
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        idx = rng.choice(len(labels), n, replace=False)
+        if np.bincount(labels[idx], minlength=num_classes).min() >= 2:
+            return idx
+    return None
 
 
 def follows(rows: list[dict], x: str, y: str) -> tuple[float, ...]:
