@@ -27,9 +27,9 @@ def test_a_sweep_fills_the_cache_and_the_book_then_trains_nothing(cache, tmp_pat
     pages = ["dynamics"]  # kernels: the next test
     assert main(["sweep", "--profile", "smoke", "--pages", *pages, "--workers", "2"]) == 0
     out = capsys.readouterr().out
-    assert "failed         0" in out and "16 to compute" in out
+    assert "failed         0" in out and "18 to compute" in out  # 16 of the grid, 2 LPs on full splits
     filled = cache_entries()
-    assert len(filled) == 16
+    assert len(filled) == 18
     for page in pages:  # the pages find every run and kernel they need
         result = execute_page(page, "smoke", tmp_path / "executed")
         assert result.ok, result.error
@@ -100,7 +100,7 @@ def test_the_estimate_counts_each_shared_task_once():
 def test_plan_lists_a_profile_per_page(capsys):
     assert main(["plan", "--profile", "smoke", "--pages", "dynamics", "ntk"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split() == ["dynamics", "16", "0"] and lines[2].split()[0] == "ntk"
+    assert lines[1].split() == ["dynamics", "18", "0"] and lines[2].split()[0] == "ntk"
     assert main(["plan", "--profile", "smoke", "--params", "x.yaml"]) == 2
     assert main(["sweep", "--profile", "smoke", "--executor", "kubernetes"]) == 2
 
