@@ -56,3 +56,5 @@ def test_the_hypothesis_rule_states_its_threshold():
     assert "ρ ≥ 0.8 for every CV seed" in claims[0].why
     exp = {"syn": {"anisotropy": _rows("cosine", mixed), "sample_size": _rows("n", rising)[:2]}}
     assert [c.status for c in lp_cause_claims(exp)] == ["inconclusive", "inconclusive"]
+    flat = {"syn": {"anisotropy": _rows("cosine", {1: [2, 2, 2, 2]}), "sample_size": []}}
+    assert "does not vary" in lp_cause_claims(flat)[0].why

@@ -89,13 +89,15 @@ def _subset_with_every_class(labels: np.ndarray, n: int, num_classes: int, seed:
 
 
 def follows(rows: list[dict], x: str, y: str) -> tuple[float, ...]:
-    """Spearman correlation of `y` with `x` across the levels, one per seed (a tuple)."""
+    """Spearman correlation of `y` with `x` across the levels, one per seed (a tuple); NaN for a seed with
+    fewer than three levels or a constant `y`."""
     from scipy.stats import spearmanr
 
     out = []
     for seed in sorted({r["seed"] for r in rows}):
-        pts = [(r[x], r[y]) for r in rows if r["seed"] == seed]
-        out.append(float(spearmanr(*zip(*pts)).statistic) if len(pts) > 2 else float("nan"))
+        xs, ys = zip(*[(r[x], r[y]) for r in rows if r["seed"] == seed])
+        constant = len(set(xs)) < 2 or len(set(ys)) < 2  # ρ undefined: NaN, without scipy's warning
+        out.append(float("nan") if len(xs) < 3 or constant else float(spearmanr(xs, ys).statistic))
     return tuple(out)
 
 

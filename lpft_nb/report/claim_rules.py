@@ -654,8 +654,10 @@ def lp_cause_claims(experiments: dict, page: str = "dynamics") -> list[Claim]:
             rows = exp[key]
             rho = follows(rows, x, "head_norm") if len({r[x] for r in rows}) > 2 else ()
             rho_c = follows(rows, x, "C") if rho else ()
-            if not rho or any(np.isnan(rho)):
+            if not rho:
                 status, why = "inconclusive", "fewer than three levels of the cause"
+            elif any(np.isnan(rho)):
+                status, why = "inconclusive", "the head norm does not vary across the levels for some seed"
             elif min(rho) >= FOLLOWS_RHO:
                 status, why = "holds", f"ρ ≥ {FOLLOWS_RHO} for every CV seed"
             elif max(rho) <= 0:
