@@ -101,16 +101,23 @@ def follows(rows: list[dict], x: str, y: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+ANISOTROPY_MAX_N = 500  # the anisotropy sweep holds n fixed: a random subset of at most this many examples
+
+
 def lp_cause_experiment(
     run, targets: Sequence[float], sizes: Sequence[int], seeds: Sequence[int]
 ) -> dict[str, list[dict]]:
     """Both sweeps on the frozen training features of an LP run on a full training split:
-    {"anisotropy": rows, "sample_size": rows}."""
+    {"anisotropy": rows (on at most `ANISOTROPY_MAX_N` examples), "sample_size": rows}."""
     a = run.arrays
     features, labels = a["features_before_train"], a["labels_train"]
     num_classes = a["head_weight_final"].shape[0]
-    own = mean_pairwise_cosine(features)
+    fixed = _subset_with_every_class(labels, min(len(labels), ANISOTROPY_MAX_N), num_classes, 0)
+    fixed = np.arange(len(labels)) if fixed is None else np.sort(fixed)
+    own = mean_pairwise_cosine(features[fixed])
     return {
-        "anisotropy": anisotropy_sweep(features, labels, num_classes, [t for t in targets if t > own], seeds),
+        "anisotropy": anisotropy_sweep(
+            features[fixed], labels[fixed], num_classes, [t for t in targets if t > own], seeds
+        ),
         "sample_size": sample_size_sweep(features, labels, num_classes, sizes, seeds),
     }
