@@ -56,5 +56,7 @@ def test_the_hypothesis_rule_states_its_threshold():
     assert "ρ ≥ 0.8 for every CV seed" in claims[0].why
     exp = {"syn": {"anisotropy": _rows("cosine", mixed), "sample_size": _rows("n", rising)[:2]}}
     assert [c.status for c in lp_cause_claims(exp)] == ["inconclusive", "inconclusive"]
+    at_threshold = {"syn": {"anisotropy": _rows("cosine", {1: [1, 3, 2, 4]}), "sample_size": []}}
+    assert lp_cause_claims(at_threshold)[0].status == "holds"  # ρ = 0.8 (computed as 0.7999…)
     flat = {"syn": {"anisotropy": _rows("cosine", {1: [2, 2, 2, 2]}), "sample_size": []}}
     assert "does not vary" in lp_cause_claims(flat)[0].why
