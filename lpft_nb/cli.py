@@ -152,14 +152,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def plan_profile(profile: str, pages: list[str] | None, estimate: bool, device: str) -> int:
     """Per page of `profile`: its runs and kernels; with `estimate`, device-hours on this machine."""
-    from .book.build import notebook_pages
+    from .book.build import selected_pages
     from .book.params import check_profile_name
     from .estimate import tasks_by_page
 
-    all_pages = notebook_pages()
-    unknown = [p for p in pages or [] if p not in all_pages]
-    if unknown:
-        raise ConfigError(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(all_pages)}")
+    pages = selected_pages(pages)
     check_profile_name(profile)
     if not estimate:
         print(f"{'page':<24} {'runs':>6} {'kernels':>8}")

@@ -208,21 +208,18 @@ def wait(jobs, shards: list[list[Task]], poll_s: float = 2.0) -> list[Outcome]:
 
 def sweep(profile: str, pages: list[str] | None, options: SweepOptions) -> int:
     """The `sweep` command. Returns an exit code (1 when a task failed)."""
-    from .book.build import notebook_pages
+    from .book.build import selected_pages
     from .data.download import ensure_book_data
     from .model.classifier import resolve_model_path
 
     check_profile_name(profile)
-    all_pages = notebook_pages()
-    unknown = [p for p in pages or [] if p not in all_pages]
-    if unknown:
-        raise ConfigError(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(all_pages)}")
+    pages = selected_pages(pages)
     if options.executor not in ("local", "slurm"):
         raise ConfigError(f"--executor {options.executor!r}: valid: local, slurm")
     if options.workers < 1:
         raise ConfigError(f"--workers {options.workers}: must be >= 1")
     data_dir, cache_dir = ensure_book_data(), resolve_cache_dir(None)
-    tasks = profile_tasks(profile, pages or all_pages, data_dir, cache_dir)
+    tasks = profile_tasks(profile, pages, data_dir, cache_dir)
     for model in sorted({t.values["model"] for t in tasks}):  # fetched once, here, before any job starts
         resolve_model_path(model, str(cache_dir))
     todo = [t for t in tasks if not t.cached()]

@@ -256,16 +256,23 @@ def find_jupyter_book() -> str:
     return found
 
 
+def selected_pages(pages: list[str] | None) -> list[str]:
+    """The notebook pages a command works on: `pages`, or all when None; one line for an empty list or an
+    unknown name (`book`, `sweep` and `plan` share it)."""
+    all_pages = notebook_pages()
+    if pages is not None and not pages:
+        raise ParamError("--pages needs at least one page name; pages: " + ", ".join(all_pages))
+    unknown = [p for p in pages or [] if p not in all_pages]
+    if unknown:
+        raise ParamError(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(all_pages)}")
+    return list(pages or all_pages)
+
+
 def build_book(profile: str = "default", pages: list[str] | None = None, keep_going: bool = True) -> int:
     """Execute pages and build the HTML; print one line per page and a summary. Returns an exit code."""
     check_profile_name(profile)
     all_pages = notebook_pages()
-    if pages is not None and not pages:
-        raise ParamError("--pages needs at least one page name; pages: " + ", ".join(all_pages))
-    selected = pages or all_pages
-    unknown = [p for p in selected if p not in all_pages]
-    if unknown:
-        raise ParamError(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(all_pages)}")
+    selected = selected_pages(pages)
     jupyter_book = find_jupyter_book()
     check_shared(profile, all_pages)
     for page in selected:  # every parameter file is checked before anything runs
