@@ -56,7 +56,29 @@ def test_the_hypothesis_rule_states_its_threshold():
     assert "ρ ≥ 0.8 for every CV seed" in claims[0].why
     exp = {"syn": {"anisotropy": _rows("cosine", mixed), "sample_size": _rows("n", rising)[:2]}}
     assert [c.status for c in lp_cause_claims(exp)] == ["inconclusive", "inconclusive"]
-    at_threshold = {"syn": {"anisotropy": _rows("cosine", {1: [1, 3, 2, 4]}), "sample_size": []}}
+    at_threshold = {
+        "syn": {"anisotropy": _rows("cosine", {1: [1, 3, 2, 4], 2: [1, 2, 3, 4]}), "sample_size": []}
+    }
     assert lp_cause_claims(at_threshold)[0].status == "holds"  # ρ = 0.8 (computed as 0.7999…)
-    flat = {"syn": {"anisotropy": _rows("cosine", {1: [2, 2, 2, 2]}), "sample_size": []}}
+    one_seed = {"syn": {"anisotropy": _rows("cosine", {1: [1, 2, 3, 4]}), "sample_size": []}}
+    assert "one CV seed" in lp_cause_claims(one_seed)[0].why
+    flat = {"syn": {"anisotropy": _rows("cosine", {1: [2, 2, 2, 2], 2: [1, 2, 3, 4]}), "sample_size": []}}
     assert "does not vary" in lp_cause_claims(flat)[0].why
+
+
+@pytest.mark.parametrize(
+    ("targets", "sizes", "seeds", "message"),
+    [
+        ([0.9, 1.0], [60], [1, 2], "must lie in"),
+        ([0.9], [60, 2], [1, 2], "at least 4"),
+        ([0.9], [60], [1], "at least two CV seeds"),
+    ],
+)
+def test_bad_lp_cause_parameters_fail_in_the_plan_before_any_training(targets, sizes, seeds, message):
+    from lpft_nb.book.params import BOOK_DIR, page_parameters
+    from lpft_nb.book.plans import page_plan
+
+    params = {**page_parameters(BOOK_DIR / "dynamics.md"), "cosine_targets": targets}
+    params.update(lp_sizes=sizes, cause_seeds=seeds)
+    with pytest.raises(ValueError, match=message):
+        page_plan("dynamics", params)

@@ -20,6 +20,19 @@ from ..model.probe import fit_linear_probe
 from .features import mean_pairwise_cosine
 
 
+def check_lp_cause_parameters(targets: Sequence[float], sizes: Sequence[int], seeds: Sequence[int]) -> None:
+    """One-line ValueError for a target cosine outside (0, 1), a size below 4 or a non-integer size, or
+    fewer than two CV seeds (a verdict needs a second seed to say it is not one fold split's luck)."""
+    bad = [t for t in targets if not 0 < t < 1]
+    if bad:
+        raise ValueError(f"cosine_targets {bad}: a mean pairwise cosine target must lie in (0, 1)")
+    bad = [n for n in sizes if not isinstance(n, int) or n < 4]
+    if bad:
+        raise ValueError(f"lp_sizes {bad}: training-set sizes must be integers of at least 4")
+    if len(set(seeds)) < 2:
+        raise ValueError(f"cause_seeds {list(seeds)}: the LP-cause checks need at least two CV seeds")
+
+
 def shrink_to_cosine(features: np.ndarray, target: float) -> tuple[np.ndarray, float]:
     """(φ', s): φ' = μ + s(φ − μ) with s in (0, 1] such that the mean pairwise cosine of φ' is `target`
     (bisection on log s; the cosine rises as s falls). Raises ValueError for a target below the features'

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..analysis.kernels import KernelResult, KernelSpec, grid_specs, load_kernels, setting_label
 from ..analysis.lora import rank_sweep_requests
+from ..analysis.lp_causes import check_lp_cause_parameters
 from ..config import RunConfig
 from ..runs.grid import Study
 
@@ -102,7 +103,9 @@ def _training_page(p: Mapping[str, Any]) -> PagePlan:
 
 
 def _dynamics(p: Mapping[str, Any]) -> PagePlan:
-    """The main grid, and LP on each full training split (its frozen features feed the LP-cause tests)."""
+    """The main grid, and LP on each full training split (its frozen features feed the LP-cause tests).
+    The LP-cause parameters are checked here, before any training."""
+    check_lp_cause_parameters(p["cosine_targets"], p["lp_sizes"], p["cause_seeds"])
     full = Study(
         datasets=list(p["datasets"]),
         methods=["lp"],

@@ -656,6 +656,8 @@ def lp_cause_claims(experiments: dict, page: str = "dynamics") -> list[Claim]:
             rho_c = follows(rows, x, "C") if rho else ()
             if not rho:
                 status, why = "inconclusive", "fewer than three levels of the cause"
+            elif len(rho) < 2:
+                status, why = "inconclusive", "one CV seed: no second split to tell luck from a trend"
             elif any(np.isnan(rho)):
                 status, why = "inconclusive", "the head norm does not vary across the levels for some seed"
             elif min(rho) >= FOLLOWS_RHO - 1e-9:  # ρ of four levels is 0.8 up to rounding
