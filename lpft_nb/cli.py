@@ -9,6 +9,7 @@ import argparse
 import itertools
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -282,7 +283,9 @@ def cmd_ntk(args: argparse.Namespace) -> int:
 def cmd_book(args: argparse.Namespace) -> int:
     from .book.build import build_book
 
-    return build_book(profile=args.profile, pages=args.pages, keep_going=True)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    return build_book(profile=args.profile, pages=args.pages, keep_going=True, jobs=args.jobs)
 
 
 def cmd_fork(args: argparse.Namespace) -> int:
@@ -452,6 +455,13 @@ def make_parser() -> argparse.ArgumentParser:
         help="a folder of params/: smoke, default, paper or one of yours (default: default)",
     )
     book.add_argument("--pages", nargs="*", metavar="NAME", help="only these pages (default: all)")
+    book.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="pages executed at once when the cache holds every run and kernel they need; otherwise one "
+        "at a time, so that pages sharing a run do not both train it (default: 2, or 1 on one core)",
+    )
     book.set_defaults(func=cmd_book)
 
     fork = sub.add_parser("fork", help="copy a page and its parameter files under a new name")

@@ -111,9 +111,9 @@ def estimate_table(tasks_by_page: dict[str, list[Task]], costs: Costs) -> list[t
 def tasks_by_page(profile: str, pages: list[str] | None = None) -> dict[str, list[Task]]:
     """The runs and kernels of each page of `profile` that computes any (as `sweep` lists them)."""
     from .book.build import notebook_pages
+    from .book.plans import profile_tasks
     from .config import resolve_cache_dir
     from .data.download import ensure_book_data
-    from .sweep import profile_tasks
 
     data_dir, cache_dir = ensure_book_data(), resolve_cache_dir(None)
     by_page = {p: profile_tasks(profile, [p], data_dir, cache_dir) for p in pages or notebook_pages()}

@@ -50,7 +50,7 @@ ROBERTA_BASE_CONFIG = {
 
 def _dynamics_parameters(profile: str) -> dict:
     """The dynamics page's parameters under `profile` (read here: the node need not have jupytext)."""
-    from .sweep import page_parameters_under
+    from .book.plans import page_parameters_under
 
     return page_parameters_under("dynamics", profile)
 

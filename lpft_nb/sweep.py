@@ -13,93 +13,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from .analysis.kernels import KernelSpec, get_kernels, kernel_path, setting_label
-from .book.params import BOOK_DIR, check_profile, check_profile_name, page_parameters
-from .book.plans import page_plan
-from .config import ConfigError, RunConfig, lp_label, resolve_cache_dir
-from .runs.run import get_run, is_cached
-
-_PLAN_CALL = re.compile(r"""page_plan\(\s*["']([a-z_]+)["']""")
-
-
-@dataclass(frozen=True)
-class Task:
-    """One unit of a sweep: a training run or a kernel, with the settings that define it."""
-
-    kind: str  # "run" or "kernel"
-    settings: tuple  # sorted (key, value) pairs of a RunConfig or a KernelSpec
-    pages: tuple = ()
-
-    @property
-    def values(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.settings}
-
-    def config(self) -> RunConfig | KernelSpec:
-        return RunConfig.from_dict(self.values) if self.kind == "run" else KernelSpec(**self.values)
-
-    @property
-    def label(self) -> str:
-        c = self.config()
-        if self.kind == "run":
-            extra = f" {lp_label(c.lp_C)}" if c.uses_lp_head else ""
-            scale = f" head × {c.head_scale:g}" if c.head_scale != 1 else ""
-            return f"run {c.dataset} {c.method} seed {c.seed}{extra}{scale}"
-        rank = f" r = {c.lora_r}" if "lora" in c.setting else ""
-        return f"kernel {c.dataset} {setting_label(c)} {c.params}{rank} n = {c.n}"
-
-    def cached(self) -> bool:
-        """Whether the cache holds the result (False when its key cannot be computed, e.g. missing data:
-        the job then reports why)."""
-        c = self.config()
-        try:
-            return is_cached(c) if self.kind == "run" else kernel_path(c).is_file()
-        except Exception:
-            return False
-
-    def execute(self) -> None:
-        c = self.config()
-        get_run(c, progress=False) if self.kind == "run" else get_kernels(c)
-
-
-def _frozen(values: dict) -> tuple:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items()))
-
-
-def plan_name(page: str, book_dir: Path = BOOK_DIR) -> str | None:
-    """The plan a page computes (`page_plan("<name>", ...)` in its code: a fork keeps its origin's), or None
-    for pages that train nothing."""
-    found = _PLAN_CALL.search((book_dir / f"{page}.md").read_text(encoding="utf-8"))
-    return found.group(1) if found else None
-
-
-def page_parameters_under(page: str, profile: str, book_dir: Path = BOOK_DIR) -> dict:
-    """A page's parameters as the book runs it under `profile`: its defaults, then the profile's values."""
-    return {**page_parameters(book_dir / f"{page}.md"), **check_profile(page, profile, book_dir=book_dir)}
-
-
-def profile_tasks(profile: str, pages: list[str], data_dir: Path, cache_dir: Path) -> list[Task]:
-    """Every run and kernel of `pages` under `profile`, each once (in page order), with the data and cache
-    folders written into its settings so a job on another node needs no environment."""
-    tasks: dict[tuple, Task] = {}
-    for page in pages:
-        name = plan_name(page)
-        if name is None:
-            continue
-        plan = page_plan(name, page_parameters_under(page, profile))
-        folders = {"data_dir": str(data_dir), "cache_dir": str(cache_dir)}
-        found = [("run", {**c.to_dict(), **folders}) for c in plan.configs()]
-        found += [("kernel", {**dataclasses.asdict(s), **folders}) for s in plan.all_kernel_specs()]
-        for kind, values in found:
-            key = (kind, _frozen(values))
-            old = tasks.get(key)
-            tasks[key] = Task(kind, key[1], (old.pages if old else ()) + (page,))
-    return list(tasks.values())
+from .analysis.kernels import kernel_path
+from .book.params import check_profile_name
+from .book.plans import Task, profile_tasks
+from .config import ConfigError, resolve_cache_dir
 
 
 @dataclass

@@ -63,7 +63,7 @@ def _params_copy(tmp_path, page, **changes):
     [
         ({"seedz": [1]}, r"dynamics.yaml: unknown key 'seedz'; page 'dynamics' has parameters: "),
         ({"epochs": "three"}, r"key 'epochs' has type str, but the page's default \d+ is int"),
-        ({"seeds": 1}, r"key 'seeds' has type int, but the page's default \[1, 2\] is list"),
+        ({"seeds": 1}, r"key 'seeds' has type int, but the page's default \[1, 2, 3\] is list"),
         ({"methods": ["ft", "sgd"]}, r"key 'methods'.*method='sgd' is unknown"),
         ({"datasets": ["mnli"]}, r"dataset='mnli' is not a training dataset"),
         ({"epochs": 0}, r"key 'epochs'.*epochs=0 must be >= 1"),

@@ -82,21 +82,27 @@ def test_every_memo_recomputes_after_an_edit_of_its_code_and_only_then(tiny_run,
         calibration.run_calibration(run, n_resamples=20)
         result = get_kernels(spec)
         linearization_check(spec, result)
+        result.statistics("P")
+        root = result.path.parent.parent
         return {
             "run": run.cache_hit,
             "kernel": result.cache_hit,
             "calibration": len(list(run.path.glob("calibration-*.json"))),
-            "linearization": len(list((result.path.parent.parent / "linearization").glob("*-step*.npz"))),
+            "linearization": len(list((root / "linearization").glob("*-step*.npz"))),
+            "statistics": len(list((root / "kernel-statistics").glob("*-P-*.json"))),
         }
 
-    assert memos() == {"run": False, "kernel": False, "calibration": 1, "linearization": 1}
-    assert memos() == {"run": True, "kernel": True, "calibration": 1, "linearization": 1}
+    first = {"calibration": 1, "linearization": 1, "statistics": 1}
+    assert memos() == {"run": False, "kernel": False, **first}
+    assert memos() == {"run": True, "kernel": True, **first}
     edit(linearization._linearization_step)  # only the linearisation check is recomputed
-    assert memos() == {"run": True, "kernel": True, "calibration": 1, "linearization": 2}
+    assert memos() == {"run": True, "kernel": True, **first, "linearization": 2}
     edit(calibration)  # a new calibration file beside the run
-    assert memos() == {"run": True, "kernel": True, "calibration": 2, "linearization": 2}
-    edit(ntk)  # kernels (and the check stored beside them) recomputed, runs not
-    assert memos() == {"run": True, "kernel": False, "calibration": 2, "linearization": 3}
+    assert memos() == {"run": True, "kernel": True, **first, "calibration": 2, "linearization": 2}
+    edit(kernels.KernelResult._compute_statistics)  # only the kernel statistics are recomputed
+    assert memos() == {"run": True, "kernel": True, "calibration": 2, "linearization": 2, "statistics": 2}
+    edit(ntk)  # kernels (and the check and statistics stored beside them) recomputed, runs not
+    assert memos() == {"run": True, "kernel": False, "calibration": 2, "linearization": 3, "statistics": 3}
     edit(train)  # a run module: runs and kernels recomputed
     out = memos()
     assert out["run"] is False and out["kernel"] is False

@@ -142,9 +142,9 @@ def test_accuracy_rule_counts_the_binomial_error(lp_ft_acc, expected):
     study = grid({"ft": acc(0.5), "lp_ft": acc(lp_ft_acc)}, seeds=(1,))
     claim = claim_rules.accuracy_compare("A1", "p", "s", "–", study, "cb", "lp_ft", "ft")
     assert claim.status == expected
-    # one seed: the noise is the binomial standard error alone, √(p(1 − p)/n) per side in quadrature
+    # one seed: the standard error is the binomial one alone, √(p(1 − p)/n) per side in quadrature
     se = np.hypot(np.sqrt(0.5 * 0.5 / 56), np.sqrt(lp_ft_acc * (1 - lp_ft_acc) / 56))
-    assert f"±{100 * se:.2g}" in claim.why
+    assert f"standard error {100 * se:.2g}" in claim.why
 
 
 def test_m3_m4_m5_feature_rules():

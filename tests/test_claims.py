@@ -5,10 +5,13 @@ import pytest
 
 from lpft_nb.report.claims import (
     CLAIMS_MIME,
+    LEVEL,
+    RULE,
     Claim,
     claims_from_notebook,
     compare,
     gather_table,
+    seeds_needed,
     within_factor,
 )
 
@@ -17,8 +20,55 @@ def test_compare_is_inconclusive_inside_the_noise_and_decisive_outside():
     assert compare("M1", "p", "s", "–", [10.0, 10.2], [1.0, 1.1]).status == "holds"
     assert compare("M1", "p", "s", "–", [1.0, 1.1], [10.0, 10.2]).status == "does not hold"
     assert compare("M1", "p", "s", "–", [1.0, 3.0], [2.0, 2.1]).status == "inconclusive"
-    assert compare("M1", "p", "s", "–", [5.0], [1.0], factor=10).status == "does not hold"
-    assert compare("M1", "p", "s", "–", [5.0], [4.0], noise=2.0).status == "inconclusive"
+    assert compare("M1", "p", "s", "–", [5.0], [4.0], se_a=1.0, se_b=1.0).status == "inconclusive"
+    # one value per side with a known per-example error is enough for a verdict
+    assert compare("A1", "p", "s", "–", [80.0], [60.0], se_a=3.0, se_b=3.0).status == "holds"
+
+
+def test_one_value_per_side_without_a_per_example_error_is_inconclusive():
+    claim = compare("M6", "p", "s", "–", [50.0], [1.0], factor=10)
+    assert claim.status == "inconclusive" and claim.why.startswith("one seed")
+    assert claim.seeds == "1 vs 1" and claim.rule == RULE
+
+
+def _decisive_rate(margin: float, k: int, se: float = 0.0, trials: int = 4000, seed: int = 0) -> float:
+    """Share of decisive verdicts on synthetic per-seed values: k seeds per side, seed sd 1, a true
+    difference `margin`, and a per-example error `se` drawn once per side as the test set would."""
+    rng = np.random.default_rng(seed)
+    decisive = 0
+    for _ in range(trials):
+        a = rng.normal(margin + rng.normal(0, se), 1.0, k)
+        b = rng.normal(rng.normal(0, se), 1.0, k)
+        decisive += compare("X", "p", "s", "–", a, b, se_a=se, se_b=se).status != "inconclusive"
+    return decisive / trials
+
+
+@pytest.mark.parametrize("k, se", [(2, 0.0), (3, 0.0), (3, 0.5), (5, 1.0)])
+def test_the_rule_is_decisive_at_most_at_its_level_when_there_is_no_difference(k, se):
+    # 4000 trials: the rate's Monte Carlo sd at 5 % is 0.35 %; allow three of them
+    assert _decisive_rate(0.0, k, se) <= LEVEL + 0.011
+
+
+@pytest.mark.parametrize("k, se", [(3, 0.0), (5, 0.5)])
+def test_the_rule_is_decisive_on_a_large_difference(k, se):
+    assert _decisive_rate(8.0, k, se, trials=500) >= 0.95
+
+
+def _values(mean: float, k: int) -> np.ndarray:
+    """k values with exactly this mean and sample sd 1."""
+    z = np.linspace(-1.0, 1.0, k)
+    return mean + (z - z.mean()) / z.std(ddof=1)
+
+
+def test_an_inconclusive_comparison_says_how_many_seeds_would_decide_it():
+    claim = compare("M3", "p", "s", "–", _values(0.5, 3), _values(0.0, 3))  # margin 0.5, seed sd 1
+    assert claim.status == "inconclusive" and claim.seeds_needed is not None
+    k = claim.seeds_needed
+    assert k > 3 and f"about {k} seeds" in claim.why
+    # with that many seeds at the same spread the margin is decisive; with one fewer it is not
+    assert compare("M3", "p", "s", "–", _values(0.5, k), _values(0.0, k)).status == "holds"
+    assert compare("M3", "p", "s", "–", _values(0.5, k - 1), _values(0.0, k - 1)).status == "inconclusive"
+    assert seeds_needed(0.5, 1.0, 1.0, 10.0, 10.0, 1.0) is None  # the per-example error alone is too large
 
 
 def test_within_factor():

@@ -49,20 +49,25 @@ def _needed_blocks(K4, n_train):
     return np.concatenate([K4[:, :, :n_train].reshape(-1), K4[:n_train, :, n_train:].reshape(-1)])
 
 
-@pytest.mark.parametrize("memory_gib", [1.0, 1e-4])  # one parameter group, and many
-def test_p_plus_f_equals_the_full_parameter_ntk(tiny_model, tiny_data, memory_gib):
+@pytest.mark.parametrize(
+    "memory_gib, spill",
+    [(1.0, True), (1e-4, False), (1e-4, True)],  # one parameter group; many, repeated or spilled to disk
+)
+def test_p_plus_f_equals_the_full_parameter_ntk(tiny_model, tiny_data, memory_gib, spill, tmp_path):
     torch.manual_seed(0)
     model = build_classifier(tiny_model, 3, seed=3).double()
     with torch.no_grad():  # a non-trivial head, as after LP
         model.head.weight.mul_(20)
         model.head.bias.normal_()
-    parts = _kernels(model, tiny_data, memory_gib=memory_gib)
+    parts = _kernels(model, tiny_data, memory_gib=memory_gib, spill=spill, spill_dir=str(tmp_path))
     ref = _reference(model, tiny_data)
     ours = parts.P() + parts.F
     assert _rel(_needed_blocks(ours, 5), _needed_blocks(ref, 5)) < 1e-6
     if memory_gib < 1:
         assert parts.parameter_groups > 3
-    assert parts.backward_passes == parts.parameter_groups * 8 * 3  # C passes per example per group
+    # C passes per example: once when the groups' rows are spilled to disk, else once per group
+    assert parts.backward_passes == (1 if spill else parts.parameter_groups) * 8 * 3
+    assert list(tmp_path.iterdir()) == []  # the spilled rows are removed
 
 
 def test_lora_f_is_the_kernel_over_lora_parameters(tiny_model, tiny_data):

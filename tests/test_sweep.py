@@ -7,12 +7,13 @@ import multiprocessing
 import pytest
 
 from lpft_nb.analysis.kernels import KernelSpec
-from lpft_nb.book.build import cache_entries, execute_page
+from lpft_nb.book.build import all_computed, cache_entries, execute_page
+from lpft_nb.book.plans import Task, _frozen, plan_name, profile_tasks
 from lpft_nb.cli import main
 from lpft_nb.config import RunConfig
 from lpft_nb.estimate import Costs, estimate_table
 from lpft_nb.runs.run import get_run, is_cached, run_entry_path
-from lpft_nb.sweep import SweepOptions, Task, _frozen, plan_name, profile_tasks, submit, wait
+from lpft_nb.sweep import SweepOptions, submit, wait
 
 TINY = {"model": "tiny-random-bert", "max_train": 16, "max_eval": 8, "max_length": 32, "epochs": 1}
 
@@ -25,11 +26,12 @@ def cache(tmp_path, monkeypatch):
 
 def test_a_sweep_fills_the_cache_and_the_book_then_trains_nothing(cache, tmp_path, capsys):
     pages = ["dynamics"]  # kernels: the next test
+    assert not all_computed("smoke", pages)  # the book would execute its pages one at a time
     assert main(["sweep", "--profile", "smoke", "--pages", *pages, "--workers", "2"]) == 0
     out = capsys.readouterr().out
     assert "failed         0" in out and "18 to compute" in out  # 16 of the grid, 2 LPs on full splits
     filled = cache_entries()
-    assert len(filled) == 18
+    assert len(filled) == 18 and all_computed("smoke", pages)  # now it may execute them at once
     for page in pages:  # the pages find every run and kernel they need
         result = execute_page(page, "smoke", tmp_path / "executed")
         assert result.ok, result.error

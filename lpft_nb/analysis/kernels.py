@@ -26,7 +26,7 @@ from ..model.probe import fit_linear_probe
 from ..model.train import encode, predict
 from ..paper import METHOD_LABELS
 from ..resources import peak_rss_gib
-from ..runs.cache import code_key, memoize
+from ..runs.cache import code_key, ensure_writable, memoize
 from ..runs.run import RUN_MODULES, model_fingerprint
 from . import ntk
 from .ntk import (
@@ -180,10 +180,13 @@ class KernelResult:
         return flat(K4[:n, :, :n]), K4[n:, :, :n].reshape(-1, n * self.C)
 
     def statistics(self, which: str) -> dict:
-        """Rank (float32 and float64 tolerance), Frobenius norm and kernel-regression accuracies (memoised)."""
+        """Rank (float32 and float64 tolerance), Frobenius norm and kernel-regression accuracies of 'P', 'F'
+        or 'NTK', memoised in memory and on disk beside the kernels (the fit takes seconds to minutes)."""
         memo = self.__dict__.setdefault("_statistics_memo", {})
         if which not in memo:
-            memo[which] = self._compute_statistics(which)
+            memo[which] = memoize(statistics_path(self.path, which), lambda: self._compute_statistics(which))[
+                0
+            ]
         return memo[which]
 
     def _compute_statistics(self, which: str) -> dict:
@@ -208,6 +211,12 @@ class KernelResult:
         if "lora" in self.spec.setting:
             return hidden * layers * (n_train + n_eval)
         return hidden * (n_train * (2 + 2 * layers) + n_eval * (2 + 3 * layers))
+
+
+def statistics_path(kernel_file: Path, which: str) -> Path:
+    """The memo of one kernel file's statistics of `which`, keyed by the code that computes them too."""
+    key = code_key(KernelResult.blocks, KernelResult._compute_statistics, numerical_rank, kernel_regression)
+    return kernel_file.parent.parent / "kernel-statistics" / f"{kernel_file.stem}-{which}-{key}.json"
 
 
 def kernel_path(spec: KernelSpec, task=None) -> Path:
@@ -302,6 +311,7 @@ def _compute(spec: KernelSpec, task, progress: bool, memory_gib: float) -> dict:
         seed=spec.seed,
         progress=bar,
         subset=spec.params,
+        spill_dir=str(ensure_writable(resolve_cache_dir(spec.cache_dir) / "ntk-spill")),
     )
     bar.close()
     return {

@@ -3,8 +3,9 @@
     Θ(x, x') = P(x, x') + F(x, x'),   P = (⟨φ₀(x), φ₀(x')⟩ + 1)·I_C,   F = V₀ Θ^φ(x, x') V₀ᵀ.
 
 F is built from the Jacobians of the C logits V₀φ(x) with respect to the feature extractor's parameters:
-C backward passes per example (the authors differentiate all d feature coordinates: d passes), with
-Gram blocks accumulated in float64 over parameter groups sized to a memory budget. Word embeddings enter
+one forward and C backward passes per example (the authors differentiate all d feature coordinates: d
+passes), with Gram blocks accumulated in float64 over parameter groups sized to a memory budget; on the
+CPU the groups' gradient rows are spilled to disk so that the passes run once, not once per group. Word embeddings enter
 exactly through the rows of the tokens present (an example's gradient is zero on every other row); the
 authors' 10%-sampled, rescaled estimate is available as `embeddings="sampled"`. For LoRA models the
 parameters are the LoRA matrices only.
@@ -13,7 +14,10 @@ parameters are the LoRA matrices only.
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -101,12 +105,19 @@ def ft_effective_kernel(
     seed: int = 0,
     progress=None,
     subset: str = "all",
+    spill: bool = True,
+    spill_dir: str | None = None,
 ) -> tuple[np.ndarray, int, int, int]:
     """F over the examples `idx` (the first `n_train` are the training examples): (n, C, n, C) float64.
 
-    Only train×train and eval×train blocks are computed (eval×eval is left zero). Gradients and the Gram
-    accumulation stay on the model's device. Returns (F, backward passes, parameter groups, parameters
-    differentiated).
+    Only train×train and eval×train blocks are computed (eval×eval is left zero). The gradient rows of all
+    examples (n·C rows of one entry per parameter) rarely fit in `memory_gib`, so the Gram matrix is
+    accumulated over groups of parameters, each group's rows at most `memory_gib`. With `spill` (on the
+    CPU, when the rows fit in half the free disk under `spill_dir`, default the system's temporary folder)
+    every example's forward and C backward passes run once and the groups' rows are written to disk, then
+    read back one group at a time; otherwise the passes are repeated for each group (what a GPU does: its
+    passes are cheap and its rows would cross to the host). The Gram accumulates in float64 on the model's
+    device. Returns (F, backward passes, parameter groups, parameters differentiated).
     """
     if embeddings not in EMBEDDING_MODES:
         raise ValueError(f"embeddings must be one of {EMBEDDING_MODES}, got {embeddings!r}")
@@ -120,7 +131,7 @@ def ft_effective_kernel(
     word_emb = model.encoder.get_input_embeddings().weight
     use_rows = embeddings != "none" and not is_lora and subset == "all"
     params = [p for name, p in named if p is not word_emb]
-    remap = None
+    remap = emb_mask = None
     if use_rows:
         ids = np.unique(np.concatenate([enc.input_ids[i] for i in idx]))
         token_rows = torch.from_numpy(ids).to(device)
@@ -136,42 +147,90 @@ def ft_effective_kernel(
             emb_mask = emb_mask.to(device)
     sizes = [p.numel() for p in params]
     n_rows = n * C
-    groups = _groups(sizes, max(1, int(memory_gib * 2**30 / (4 * n_rows))))
+    itemsize = head.element_size()
+    groups = _groups(sizes, max(1, int(memory_gib * 2**30 / (itemsize * n_rows))))
     K = torch.zeros((n_rows, n_rows), dtype=torch.float64, device=device)
-    passes = 0
-    for group in groups:
-        group_params = [params[j] for j in group]
-        width = sum(sizes[j] for j in group)
-        G = torch.zeros((n_rows, width), dtype=head.dtype, device=device)
-        for row, i in enumerate(idx):
-            batch = _single(enc, i, device)
-            if use_rows:
-                embeds = params[0][remap[batch.pop("input_ids")]]
-                phi = model.encoder(inputs_embeds=embeds, **batch).last_hidden_state[:, 0]
-            else:
-                phi = model.features(**batch)
-            logits = phi[0] @ head.T  # (C,), head fixed: F excludes the head's own parameters
-            for c in range(C):
-                grads = torch.autograd.grad(
-                    logits[c], group_params, retain_graph=c < C - 1, allow_unused=True
-                )
-                passes += 1
-                parts = []
-                for j, grad in zip(group, grads):
-                    grad = torch.zeros_like(params[j]) if grad is None else grad
-                    if use_rows and j == 0 and embeddings == "sampled":
-                        grad = grad * emb_mask
-                    parts.append(grad.reshape(-1))
-                G[row * C + c] = torch.cat(parts)
-            if progress is not None:
-                progress.update(1)
-        for start in range(0, width, 1 << 18):  # float64 accumulation in column chunks
+
+    def logits_of(i: int) -> torch.Tensor:
+        """(C,) logits of example i with the head fixed: F excludes the head's own parameters."""
+        batch = _single(enc, i, device)
+        if use_rows:
+            embeds = params[0][remap[batch.pop("input_ids")]]
+            phi = model.encoder(inputs_embeds=embeds, **batch).last_hidden_state[:, 0]
+        else:
+            phi = model.features(**batch)
+        return phi[0] @ head.T
+
+    def gradient_rows(logits: torch.Tensor, members: list[int]) -> torch.Tensor:
+        """(C, Σ sizes of `members`): each logit's gradient over the parameters `members`, flattened."""
+        rows = []
+        for c in range(C):
+            grads = torch.autograd.grad(
+                logits[c], [params[j] for j in members], retain_graph=c < C - 1, allow_unused=True
+            )
+            parts = []
+            for j, grad in zip(members, grads):
+                grad = torch.zeros_like(params[j]) if grad is None else grad
+                if emb_mask is not None and j == 0:
+                    grad = grad * emb_mask
+                parts.append(grad.reshape(-1))
+            rows.append(torch.cat(parts))
+        return torch.stack(rows)
+
+    def accumulate(G: torch.Tensor) -> None:
+        for start in range(0, G.shape[1], 1 << 18):  # float64 accumulation in column chunks
             block = G[:, start : start + (1 << 18)].double()
             K[:, : n_train * C] += block @ block[: n_train * C].T
-        del G
+
+    spill_to = Path(spill_dir or tempfile.gettempdir())
+    needed = n_rows * sum(sizes) * itemsize
+    if (
+        spill
+        and len(groups) > 1
+        and device.type == "cpu"
+        and spill_to.is_dir()
+        and needed < 0.5 * shutil.disk_usage(spill_to).free
+    ):
+        everything = list(range(len(params)))
+        bounds = np.cumsum([0] + [sum(sizes[j] for j in group) for group in groups])
+        with tempfile.TemporaryDirectory(dir=spill_to, prefix="ntk-rows-") as folder:
+            paths = [Path(folder) / f"group{g}.bin" for g in range(len(groups))]
+            files = [path.open("wb") for path in paths]
+            try:
+                for i in idx:
+                    rows = gradient_rows(logits_of(i), everything).numpy()
+                    for f, lo, hi in zip(files, bounds[:-1], bounds[1:]):
+                        np.ascontiguousarray(rows[:, lo:hi]).tofile(f)
+                    if progress is not None:
+                        progress.update(1)
+            finally:
+                for f in files:
+                    f.close()
+            dtype = torch.empty(0, dtype=head.dtype).numpy().dtype
+            for path, lo, hi in zip(paths, bounds[:-1], bounds[1:]):
+                accumulate(torch.from_numpy(np.fromfile(path, dtype=dtype).reshape(n_rows, hi - lo)))
+                path.unlink()
+        passes = n * C
+    else:
+        passes = 0
+        for group in groups:
+            G = torch.empty((n_rows, sum(sizes[j] for j in group)), dtype=head.dtype, device=device)
+            for row, i in enumerate(_ticking(idx, progress)):
+                G[row * C : (row + 1) * C] = gradient_rows(logits_of(i), group)
+            passes += n * C
+            accumulate(G)
+            del G
     K = K.cpu().numpy()
     K[: n_train * C, n_train * C :] = K[n_train * C :, : n_train * C].T
     return K.reshape(n, C, n, C), passes, len(groups), int(sum(sizes))
+
+
+def _ticking(items, progress):
+    """`items`, ticking `progress` (a tqdm bar or None) once per item."""
+    for item in items:
+        yield item
+        if progress is not None:
+            progress.update(1)
 
 
 def compute_kernels(
@@ -185,8 +244,11 @@ def compute_kernels(
     seed: int = 0,
     progress=None,
     subset: str = "all",
+    spill: bool = True,
+    spill_dir: str | None = None,
 ) -> KernelParts:
-    """P and F for `train_idx` of `enc_train` followed by `eval_idx` of `enc_eval`."""
+    """P and F for `train_idx` of `enc_train` followed by `eval_idx` of `enc_eval` (`spill`, `spill_dir`:
+    see `ft_effective_kernel`)."""
     merged = Encoded(
         input_ids=[enc_train.input_ids[i] for i in train_idx] + [enc_eval.input_ids[i] for i in eval_idx],
         token_type_ids=None
@@ -208,6 +270,8 @@ def compute_kernels(
         seed=seed,
         progress=progress,
         subset=subset,
+        spill=spill,
+        spill_dir=spill_dir,
     )
     return KernelParts(
         p_scalar=phi0 @ phi0.T + 1.0,

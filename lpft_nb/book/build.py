@@ -15,12 +15,13 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from ..config import resolve_cache_dir
+from ..config import resolve_cache_dir, resolve_data_dir
 from ..data.download import ensure_book_data
 from .params import (
     BOOK_DIR,
@@ -268,8 +269,43 @@ def selected_pages(pages: list[str] | None) -> list[str]:
     return list(pages or all_pages)
 
 
-def build_book(profile: str = "default", pages: list[str] | None = None, keep_going: bool = True) -> int:
-    """Execute pages and build the HTML; print one line per page and a summary. Returns an exit code."""
+def all_computed(profile: str, pages: list[str]) -> bool:
+    """Whether the cache holds every run and kernel that `pages` plan under `profile`."""
+    from .plans import profile_tasks
+
+    data_dir, cache_dir = resolve_data_dir(None), resolve_cache_dir(None)
+    return all(task.cached() for task in profile_tasks(profile, pages, data_dir, cache_dir))
+
+
+def _execute_pages(pages: list[str], profile: str, executed: Path, jobs: int, keep_going: bool) -> list:
+    """Execute `pages` (`jobs` at a time), printing one line per page as it ends; their PageResults."""
+    results = []
+
+    def report(result: PageResult) -> bool:
+        results.append(result)
+        log = executed / f"{result.name}.log"
+        status = "ok" if result.ok else f"FAILED ({result.error}; log: {log})"
+        print(f"page {result.name:<16} {result.seconds:8.1f} s  {status}", flush=True)
+        return result.ok or keep_going
+
+    if jobs == 1:
+        for page in pages:
+            if not report(execute_page(page, profile, executed)):
+                break
+        return results
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for future in as_completed([pool.submit(execute_page, p, profile, executed) for p in pages]):
+            report(future.result())
+    return results
+
+
+def build_book(
+    profile: str = "default", pages: list[str] | None = None, keep_going: bool = True, jobs: int = 1
+) -> int:
+    """Execute pages and build the HTML; print one line per page and a summary. Returns an exit code.
+
+    With `jobs` > 1 the pages that gather nothing run `jobs` at a time, but only when the cache already
+    holds every run and kernel they need (else two pages could train the same run at once)."""
     check_profile_name(profile)
     all_pages = notebook_pages()
     selected = selected_pages(pages)
@@ -280,20 +316,24 @@ def build_book(profile: str = "default", pages: list[str] | None = None, keep_go
     data_dir = ensure_book_data()  # fetched first when no folder is set; offline: one-line error
     os.environ["LPFT_DATA_DIR"] = str(data_dir)  # what the pages' kernels read
     print(f"data {'':<16} {data_dir}", flush=True)
-    selected = [p for p in selected if p not in GATHERING_PAGES] + [
-        p for p in selected if p in GATHERING_PAGES
-    ]
+    independent = [p for p in selected if p not in GATHERING_PAGES]
+    gathering = [p for p in selected if p in GATHERING_PAGES]
     executed = BUILD_DIR / "executed" / profile
     cached_before = cache_entries()
     total_start = time.perf_counter()
-    results = []
-    for page in selected:
-        result = execute_page(page, profile, executed)
-        results.append(result)
-        status = "ok" if result.ok else f"FAILED ({result.error}; log: {executed / (page + '.log')})"
-        print(f"page {page:<16} {result.seconds:8.1f} s  {status}", flush=True)
-        if not result.ok and not keep_going:
-            break
+    if jobs > 1 and len(independent) > 1 and all_computed(profile, independent):
+        print(f"pages {'':<15} {jobs} at a time: the cache holds every run and kernel they need", flush=True)
+    else:
+        jobs = 1
+    env_backend = os.environ.pop("MPLBACKEND", None)  # Agg would hide the figures (set once: threads)
+    os.environ[EXECUTED_ENV] = str(executed.resolve())
+    try:
+        results = _execute_pages(independent, profile, executed, jobs, keep_going)
+        if keep_going or all(r.ok for r in results):
+            results += _execute_pages(gathering, profile, executed, 1, keep_going)
+    finally:
+        if env_backend is not None:
+            os.environ["MPLBACKEND"] = env_backend
     site = BUILD_DIR / "site"
     _stage(profile, executed, site)
     start = time.perf_counter()

@@ -1,8 +1,9 @@
 """Claim checks: computed from measured numbers, shown on the page, recorded for the `claims` page.
 
 Every check returns a `Claim` with a status computed from the numbers: ``holds``, ``does not hold``, or
-``inconclusive`` when the difference is inside the noise (the spread over seeds, combined in quadrature,
-or a bootstrap interval the caller passes in). `show_claims` renders a table and embeds the records as
+``inconclusive``. Comparisons use one rule (`RULE`, `LEVEL`): Welch's t over seeds, two-sided at 5 %, with
+each side's per-example standard error (the binomial error of an accuracy, a bootstrap error) added as
+known variance; a side with one value and no per-example error gives ``inconclusive`` ("one seed"). `show_claims` renders a table and embeds the records as
 JSON under the MIME type `CLAIMS_MIME`, so an executed notebook carries its checks in machine-readable form.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .format import fmt, mean_std
+from .format import fmt
 
 CLAIMS_MIME = "application/vnd.lpft.claims+json"
 STATUSES = ("holds", "does not hold", "inconclusive", "not run")
@@ -39,12 +40,57 @@ class Claim:
     why: str = ""
     evidence: str = ""
     kind: str = "claim"
+    rule: str = ""  # the decision rule, in words (`RULE` for comparisons)
+    level: float | None = None  # its level: how often it is decisive when there is no difference
+    seeds: str = ""  # values per side, e.g. "3 vs 3"
+    seeds_needed: int | None = None  # inconclusive comparisons: seeds per side that would decide it
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+
+
+LEVEL = 0.05
+RULE = (
+    "Welch's t-test over seeds, two-sided at level 5 % (a verdict in either direction when there is no "
+    "difference at most 5 % of the time), each side's per-example standard error added as known "
+    "variance; a side with one value and no per-example error is inconclusive"
+)
+
+
+def _welch(ma, va, ka, se_a, mb, vb, kb, se_b, factor) -> tuple[float, float]:
+    """(standard error, degrees of freedom) of mean(a) − factor·mean(b): per side the seed variance of
+    the mean (va/ka, ka − 1 degrees of freedom) plus the squared per-example error (known: infinite
+    degrees of freedom), Welch–Satterthwaite over the seed parts."""
+    seed_a, seed_b = va / ka, factor**2 * vb / kb
+    total = seed_a + se_a**2 + seed_b + factor**2 * se_b**2
+    den = (seed_a**2 / (ka - 1) if ka > 1 else 0.0) + (seed_b**2 / (kb - 1) if kb > 1 else 0.0)
+    return float(np.sqrt(total)), float(total**2 / den) if den > 0 else float("inf")
+
+
+def _critical(df: float) -> float:
+    from scipy.stats import norm, t
+
+    return float(norm.ppf(1 - LEVEL / 2) if np.isinf(df) else t.ppf(1 - LEVEL / 2, df))
+
+
+def seeds_needed(margin, va, vb, se_a, se_b, factor, limit: int = 1000) -> int | None:
+    """The seeds per side with which `margin` would be decisive under `RULE`, if the per-seed variances
+    stay `va`, `vb`; None when no number up to `limit` would (the per-example error alone is too large)."""
+
+    def decisive(k: int) -> bool:
+        se, df = _welch(0, va, k, se_a, 0, vb, k, se_b, factor)
+        return abs(margin) > _critical(df) * se
+
+    if margin == 0 or not decisive(limit):
+        return None
+    lo, hi = 1, limit  # decisive(hi); not decisive(lo) or lo = 1 (more seeds only ever help)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if decisive(mid) else (mid, hi)
+    return hi
 
 
 def compare(
@@ -58,26 +104,43 @@ def compare(
     factor: float = 1.0,
     a_name: str = "A",
     b_name: str = "B",
-    noise: float | None = None,
+    se_a: float = 0.0,
+    se_b: float = 0.0,
 ) -> Claim:
-    """Check mean(a) > factor · mean(b), where a and b are per-seed values.
+    """Check mean(a) > factor · mean(b), where a and b are per-seed values, under `RULE`.
 
-    The margin mean(a) − factor·mean(b) is compared with the noise: by default the seed spread,
-    sqrt(sd(a)² + (factor·sd(b))²); inside it → inconclusive.
+    `se_a`, `se_b`: each side's per-example standard error (in the units of a and b), e.g. the binomial
+    error of an accuracy on the test set, which the seed spread does not hold when every seed is scored
+    on the same test examples.
     """
-    ma, sa = mean_std(a)
-    mb, sb = mean_std(b)
+    a = np.atleast_1d(np.asarray(a, dtype=float))
+    b = np.atleast_1d(np.asarray(b, dtype=float))
+    ma, mb = float(a.mean()), float(b.mean())
+    va = float(a.var(ddof=1)) if len(a) > 1 else 0.0
+    vb = float(b.var(ddof=1)) if len(b) > 1 else 0.0
     margin = ma - factor * mb
-    noise = float(np.hypot(sa, factor * sb)) if noise is None else float(noise)
     target = f"{factor:g} × {b_name}" if factor != 1 else b_name
     ours = f"{a_name} = {fmt(a)}; {b_name} = {fmt(b)}"
-    if abs(margin) <= noise:
-        status, why = "inconclusive", f"{a_name} − {target} = {margin:.3g} is inside the noise ±{noise:.2g}"
-    elif margin > 0:
-        status, why = "holds", f"{a_name} exceeds {target} by {margin:.3g} (noise ±{noise:.2g})"
+    record = {"rule": RULE, "level": LEVEL, "seeds": f"{len(a)} vs {len(b)}"}
+    lonely = [n for n, v, se in ((a_name, a, se_a), (b_name, b, se_b)) if len(v) == 1 and se == 0]
+    if lonely:
+        why = f"one seed: one value of {' and '.join(lonely)} and no per-example error, so no noise estimate"
+        return Claim(claim_id, page, statement, paper, ours, "inconclusive", why, **record)
+    se, df = _welch(ma, va, len(a), se_a, mb, vb, len(b), se_b, factor)
+    noise = f"standard error {se:.2g}" + ("" if np.isinf(df) else f", {df:.1f} degrees of freedom")
+    if se == 0 and margin == 0:
+        status, why = "inconclusive", f"{a_name} equals {target} in every seed"
+    elif se == 0 or abs(margin) > _critical(df) * se:
+        status = "holds" if margin > 0 else "does not hold"
+        side = "exceeds" if margin > 0 else "is below"
+        why = f"{a_name} {side} {target} by {abs(margin):.3g} ({noise})"
     else:
-        status, why = "does not hold", f"{a_name} is below {target} by {-margin:.3g} (noise ±{noise:.2g})"
-    return Claim(claim_id, page, statement, paper, ours, status, why)
+        status = "inconclusive"
+        k = seeds_needed(margin, va, vb, se_a, se_b, factor)
+        more = f"about {k} seeds per side would decide it" if k else "no number of seeds would decide it"
+        why = f"{a_name} − {target} = {margin:.3g} is within the noise ({noise}); {more}"
+        record["seeds_needed"] = k
+    return Claim(claim_id, page, statement, paper, ours, status, why, **record)
 
 
 def within_factor(
@@ -100,7 +163,9 @@ def within_factor(
         if ok
         else f"values {arr.min():.3g}…{arr.max():.3g} leave [{lo:.3g}, {hi:.3g}]"
     )
-    return Claim(claim_id, page, statement, paper, ours, "holds" if ok else "does not hold", why)
+    rule = f"every seed's value within a factor {factor:g} of the reference"
+    status = "holds" if ok else "does not hold"
+    return Claim(claim_id, page, statement, paper, ours, status, why, rule=rule, seeds=str(len(arr)))
 
 
 def not_run(claim_id: str, page: str, statement: str, paper: str, why: str) -> Claim:
@@ -228,11 +293,16 @@ def claims_page_html(table, caption: str = "") -> str:
             link += " (also " + ", ".join(f'<a href="{p}.html">{p}</a>' for p in also.split(", ")) + ")"
         rows.append(
             f"<tr><td>{_id_cell(r['id'], target)}</td><td>{link}</td>"
-            + "".join(f"<td>{html.escape(str(x))}</td>" for x in (r["statement"], r["paper"], r["ours"]))
+            + "".join(
+                f"<td>{html.escape(str(x))}</td>"
+                for x in (r["statement"], r["paper"], r["ours"], r.get("seeds") or "–")
+            )
             + f'<td style="color:{_COLOURS[r["status"]]};font-weight:bold">{r["status"]}</td>'
             f"<td>{html.escape(str(r['why']))}</td></tr>"
         )
-    head = "".join(f"<th>{h}</th>" for h in ("id", "page", "check", "paper", "ours", "status", "why"))
+    head = "".join(
+        f"<th>{h}</th>" for h in ("id", "page", "check", "paper", "ours", "seeds", "status", "why")
+    )
     caption = caption or (
         "Every check of the paper's claims, each once, with its numbers; an id links to the figure or "
         "table on its page that shows them, the page name to the page."
@@ -240,6 +310,22 @@ def claims_page_html(table, caption: str = "") -> str:
     return (
         f'<table class="lpft-claims"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def rule_markdown(table) -> str:
+    """One paragraph for the claims page: the comparison rule and its level, and how many seeds the
+    gathered comparisons of `table` rest on (computed from the records)."""
+    rows = table[table["rule"] == RULE] if "rule" in table else table.iloc[:0]
+    seeds = rows["seeds"].value_counts()
+    spread = "; ".join(f"{k} values per side in {n} check{'s' * (n != 1)}" for k, n in seeds.items())
+    lonely = int(rows["why"].str.startswith("one seed").sum())
+    return (
+        f"**The rule.** Every comparison uses one rule: {RULE}. Its level is {LEVEL:.0%}: where there is "
+        f"no true difference, at most {LEVEL:.0%} of such checks give a verdict (the tests check this by "
+        f"simulation). In this build the {len(rows)} comparisons rest on {spread or 'no values'}; "
+        f"{lonely} of them are inconclusive because a side has one value and no per-example error. An "
+        "inconclusive comparison says how many seeds per side, at the same spread, would decide it."
     )
 
 
