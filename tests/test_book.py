@@ -89,7 +89,7 @@ def test_parameter_check_rejects_bad_files_with_one_line(tmp_path, changes, mess
         (
             "lora",
             {"rank_dataset": "amazon"},
-            r"key 'rank_dataset': 'amazon' is not in datasets \['cb', 'rte'\]",
+            r"key 'rank_dataset': 'amazon' is not in datasets \['cb'\]",
         ),
     ],
 )
