@@ -31,6 +31,7 @@ from .report import claims, plots, tables
 from .report.claim_rules import (
     boss_claims,
     calibration_claims,
+    controlled_feature_change_claims,
     corollary_claim,
     dynamics_claims,
     lora_claims,
@@ -76,6 +77,7 @@ __all__ = [
     # claim checks
     "boss_claims",
     "calibration_claims",
+    "controlled_feature_change_claims",
     "corollary_claim",
     "dynamics_claims",
     "lora_claims",

@@ -11,9 +11,19 @@ from lpft_nb.runs.grid import Study
 
 
 @dataclass
+class FakeConfig:
+    lr: float = 5e-5
+
+    def resolved_lr(self) -> float:
+        return self.lr
+
+
+@dataclass
 class FakeRun:
     metrics: dict
-    arrays: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=lambda: {"head_weight_init": np.zeros((3, 384))})
+    history: dict = field(default_factory=lambda: {"step": list(range(1, 17))})  # 16 Adam steps
+    config: FakeConfig = field(default_factory=FakeConfig)
 
 
 def grid(cells: dict, datasets=("cb",), seeds=(1, 2, 3), lp_Cs=("cv",), head_scales=(1.0,)) -> Study:
@@ -84,6 +94,25 @@ def test_m2_ft_head_within_a_factor_of_its_init(final, expected):
         }
     )
     assert by_statement(claim_rules.dynamics_claims(study), "after FT within").status == expected
+
+
+@pytest.mark.parametrize("steps, kind", [(16, "identity"), (5000, "claim")])
+def test_m2_is_an_identity_when_adam_cannot_move_the_head_far_enough_to_fail(steps, kind):
+    study = grid(
+        {
+            "lp": lambda seed, c, s: head(1.0, 1.0, lp={"weight_norm": 20.0, "C": 1.0}),
+            "ft": lambda seed, c, s: head(1.0, 1.1),
+        }
+    )
+    for run in study.results.values():
+        run.history = {"step": list(range(1, steps + 1))}
+    # 16 steps: at most 16 · 3.16 · 5e-5 · √1152 ≈ 0.086 of ‖V₀‖ = 1, inside ×1.5 either way
+    assert claim_rules.adam_reach(next(iter(study.results.values()))) == pytest.approx(
+        steps * 5e-5 * 0.1 / np.sqrt(0.001) * np.sqrt(1152)
+    )
+    claim = by_statement(claim_rules.dynamics_claims(study), "after FT within")
+    assert claim.status == "holds" and claim.kind == kind
+    assert ("cannot fail at this scale" in claim.why) == (kind == "identity")
 
 
 def test_m6_needs_three_scales_and_a_monotone_fall():
@@ -256,3 +285,38 @@ def test_checks_that_hold_by_construction_are_identities():
     assert (
         corollary_claim(broken).status == "does not hold" and "code is wrong" in corollary_claim(broken).why
     )
+
+
+@pytest.mark.parametrize(
+    "lp_ft_diff, expected", [(0.2, "holds"), (1.0, "inconclusive"), (3.0, "does not hold")]
+)
+def test_controlled_m3_compares_at_ft_rate_and_says_so(lp_ft_diff, expected):
+    jitter = {1: -0.05, 2: 0.0, 3: 0.05}
+
+    def diff(value):
+        return lambda seed, c, s: head(1.0, 1.0, fs={"test": {"Diff": value + jitter[seed]}})
+
+    study = grid({"ft": diff(1.0), "lp_ft": diff(lp_ft_diff)})
+    study.settings = {"lr": 5e-5, "batch_size": 16}
+    (claim,) = claim_rules.controlled_feature_change_claims([study])
+    assert claim.id == "M3" and claim.status == expected
+    assert "controlled (both at lr 5e-05, batch 16)" in claim.statement and claim.seeds == "3 vs 3"
+
+
+def test_controlled_table_puts_both_protocols_side_by_side(monkeypatch):
+    monkeypatch.setattr(tables, "feature_stats", lambda run, split="test": run.metrics["fs"][split])
+    main = grid(
+        {
+            m: lambda seed, c, s, v=v: head(1, 1, fs={"test": {"Diff": v}})
+            for m, v in (("ft", 2.0), ("lp_ft", 0.5))
+        }
+    )
+    ctrl = grid(
+        {
+            m: lambda seed, c, s, v=v: head(1, 1, fs={"test": {"Diff": v}})
+            for m, v in (("ft", 2.0), ("lp_ft", 1.5))
+        }
+    )
+    table = tables.controlled_table(main, [ctrl])
+    assert list(table.columns) == ["FT", "LP-FT, paper's rate", "LP-FT at FT's rate"]
+    assert table.loc[("CB", "C chosen by CV")].tolist() == ["2 ± 0", "0.5 ± 0", "1.5 ± 0"]

@@ -168,3 +168,19 @@ def test_the_verdict_is_computed_from_the_records():
     assert "Identities (tests of the code, not of the paper): 1 of 1 hold." in text
     flipped = [Claim(c.id, c.page, c.statement, "–", "–", "holds", kind=c.kind) for c in checks]
     assert "not holding" not in verdict_markdown(flipped, {})
+
+
+def test_the_rule_paragraph_counts_the_seeds_behind_the_comparisons():
+    import pandas as pd
+
+    from lpft_nb.report.claims import rule_markdown
+
+    records = [
+        compare("M3", "p", "s", "–", [3.0, 3.1, 3.2], [1.0, 1.1, 1.2]),
+        compare("M3", "p", "s", "–", [3.0, 3.1, 3.2], [1.0, 1.1, 1.2]),
+        compare("K2", "p", "s", "–", [3.0], [1.0]),
+        within_factor("M2", "p", "s", "–", [1.0], 1.0, 1.5),
+    ]
+    text = rule_markdown(pd.DataFrame([r.__dict__ for r in records]))
+    assert "the 3 comparisons rest on 3 vs 3 seeds in 2 checks; 1 vs 1 seeds in 1 check" in text
+    assert "1 of them are inconclusive because a side has one value" in text and "5%" in text

@@ -25,7 +25,7 @@ from ..analysis.kernels import (
 )
 from ..analysis.lora import rank_sweep_requests
 from ..analysis.lp_causes import check_lp_cause_parameters
-from ..config import RunConfig, lp_label
+from ..config import PAPER_HPARAMS, RunConfig, lp_label
 from ..runs.grid import Study
 from ..runs.run import get_run, is_cached
 from .params import BOOK_DIR, check_profile, page_parameters
@@ -129,10 +129,24 @@ def _dynamics(p: Mapping[str, Any]) -> PagePlan:
     return PagePlan("dynamics", studies={"main": _main_study(p), "full_lp": full})
 
 
+def _controlled_study(p: Mapping[str, Any], dataset: str) -> Study:
+    """FT and LP-FT with FT's learning rate and batch size (paper Table 6), so the same steps: only the
+    starting head differs. Its FT runs are the main grid's (the same settings, so the same cache entries)."""
+    batch_size, lr = PAPER_HPARAMS["ft"][dataset]
+    return Study(
+        datasets=[dataset],
+        methods=["ft", "lp_ft"],
+        seeds=list(p["seeds"]),
+        lp_Cs=list(p["lp_Cs"]),
+        settings=run_settings(p, lr=lr, batch_size=batch_size),
+    )
+
+
 def _norms(p: Mapping[str, Any]) -> PagePlan:
     studies = {
         "main": _main_study(p),
         "scaling": _scaling_study(p, p["scaling_dataset"], scale_bias=p["scale_bias"]),
+        **{f"controlled-{d}": _controlled_study(p, d) for d in p["datasets"]},
     }
     return PagePlan("norms", studies=studies)
 

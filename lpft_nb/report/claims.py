@@ -318,7 +318,7 @@ def rule_markdown(table) -> str:
     gathered comparisons of `table` rest on (computed from the records)."""
     rows = table[table["rule"] == RULE] if "rule" in table else table.iloc[:0]
     seeds = rows["seeds"].value_counts()
-    spread = "; ".join(f"{k} values per side in {n} check{'s' * (n != 1)}" for k, n in seeds.items())
+    spread = "; ".join(f"{k} seeds in {n} check{'s' * (n != 1)}" for k, n in seeds.items())
     lonely = int(rows["why"].str.startswith("one seed").sum())
     return (
         f"**The rule.** Every comparison uses one rule: {RULE}. Its level is {LEVEL:.0%}: where there is "

@@ -217,6 +217,28 @@ def feature_change_table(study: Study, lp_C: LpC = "cv", split: str = "test") ->
 
 
 @_tidied
+@_tidied
+def controlled_table(main: Study, controlled: Sequence[Study], split: str = "test") -> pd.DataFrame:
+    """Diff(F) of FT and LP-FT under the paper's protocol (`main`: each method its own learning rate) and
+    controlled (LP-FT at FT's rate and batch size), per dataset and LP regularisation; mean ± sd over seeds."""
+    rows = []
+    for study in controlled:
+        for dataset in study.datasets:
+            for lp_C in study.lp_Cs:
+                cells = [
+                    feature_change_values(s, dataset, m, lp_C, split)
+                    for s, m in ((main, "ft"), (main, "lp_ft"), (study, "lp_ft"))
+                ]
+                rows.append((dataset.upper(), lp_label(lp_C), *(fmt(c, show_n=False) for c in cells)))
+    columns = ["dataset", "LP", "FT", "LP-FT, paper's rate", "LP-FT at FT's rate"]
+    return pd.DataFrame(rows, columns=columns).set_index(["dataset", "LP"])
+
+
+def feature_change_values(study: Study, dataset: str, method: str, lp_C: LpC, split: str = "test"):
+    """Per-seed Diff(F) on `split` of one grid cell."""
+    return study.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C)
+
+
 def scaling_table(
     study: Study,
     dataset: str,
