@@ -26,7 +26,7 @@ from ..model.probe import fit_linear_probe
 from ..model.train import encode, predict
 from ..paper import METHOD_LABELS
 from ..resources import peak_rss_gib
-from ..runs.cache import code_key, ensure_writable, memoize
+from ..runs.cache import code_key, memoize
 from ..runs.run import RUN_MODULES, model_fingerprint
 from . import ntk
 from .ntk import (
@@ -311,7 +311,6 @@ def _compute(spec: KernelSpec, task, progress: bool, memory_gib: float) -> dict:
         seed=spec.seed,
         progress=bar,
         subset=spec.params,
-        spill_dir=str(ensure_writable(resolve_cache_dir(spec.cache_dir) / "ntk-spill")),
     )
     bar.close()
     return {

@@ -4,8 +4,8 @@
 
 F is built from the Jacobians of the C logits V₀φ(x) with respect to the feature extractor's parameters:
 one forward and C backward passes per example (the authors differentiate all d feature coordinates: d
-passes), with Gram blocks accumulated in float64 over parameter groups sized to a memory budget; on the
-CPU the groups' gradient rows are spilled to disk so that the passes run once, not once per group. Word embeddings enter
+passes), with Gram blocks accumulated in float64 over parameter groups sized to a memory budget; with
+`spill=True` the groups' gradient rows go to disk so that the passes run once, not once per group. Word embeddings enter
 exactly through the rows of the tokens present (an example's gradient is zero on every other row); the
 authors' 10%-sampled, rescaled estimate is available as `embeddings="sampled"`. For LoRA models the
 parameters are the LoRA matrices only.
@@ -105,18 +105,19 @@ def ft_effective_kernel(
     seed: int = 0,
     progress=None,
     subset: str = "all",
-    spill: bool = True,
+    spill: bool = False,
     spill_dir: str | None = None,
 ) -> tuple[np.ndarray, int, int, int]:
     """F over the examples `idx` (the first `n_train` are the training examples): (n, C, n, C) float64.
 
     Only train×train and eval×train blocks are computed (eval×eval is left zero). The gradient rows of all
     examples (n·C rows of one entry per parameter) rarely fit in `memory_gib`, so the Gram matrix is
-    accumulated over groups of parameters, each group's rows at most `memory_gib`. With `spill` (on the
-    CPU, when the rows fit in half the free disk under `spill_dir`, default the system's temporary folder)
-    every example's forward and C backward passes run once and the groups' rows are written to disk, then
-    read back one group at a time; otherwise the passes are repeated for each group (what a GPU does: its
-    passes are cheap and its rows would cross to the host). The Gram accumulates in float64 on the model's
+    accumulated over groups of parameters, each group's rows at most `memory_gib`. By default the passes are
+    repeated for each group. With `spill` (on the CPU, when the rows fit in half the free disk under
+    `spill_dir`, default the system's temporary folder) every example's forward and C backward passes run
+    once and the groups' rows are written to disk, then read back one group at a time: 4× fewer passes at
+    N = 64 on MiniLM, but about 35 GB of disk traffic, which made it slower on the 2-core machine this book
+    is built on (`bench --ntk --n 64`: 102 s against 83 s), so it is off by default. The Gram accumulates in float64 on the model's
     device. Returns (F, backward passes, parameter groups, parameters differentiated).
     """
     if embeddings not in EMBEDDING_MODES:
@@ -244,7 +245,7 @@ def compute_kernels(
     seed: int = 0,
     progress=None,
     subset: str = "all",
-    spill: bool = True,
+    spill: bool = False,
     spill_dir: str | None = None,
 ) -> KernelParts:
     """P and F for `train_idx` of `enc_train` followed by `eval_idx` of `enc_eval` (`spill`, `spill_dir`:
