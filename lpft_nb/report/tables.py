@@ -207,16 +207,13 @@ def feature_change_table(study: Study, lp_C: LpC = "cv", split: str = "test") ->
     for method in [m for m in ("ft", "lora", "lp_ft", "lp_lora") if m in study.methods]:
         row = {"method": METHOD_LABELS[method]}
         for dataset in study.datasets:
-            row[f"{dataset} ours"] = seeds_cell(
-                study.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C)
-            )
+            row[f"{dataset} ours"] = seeds_cell(feature_change_values(study, dataset, method, lp_C, split))
             paper = TABLE12_DIFF.get(dataset, {}).get(method)
             row[f"{dataset} paper"] = "–" if paper is None else f"{paper:.3g}"
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
 
 
-@_tidied
 @_tidied
 def controlled_table(main: Study, controlled: Sequence[Study], split: str = "test") -> pd.DataFrame:
     """Diff(F) of FT and LP-FT under the paper's protocol (`main`: each method its own learning rate) and
@@ -229,7 +226,7 @@ def controlled_table(main: Study, controlled: Sequence[Study], split: str = "tes
                     feature_change_values(s, dataset, m, lp_C, split)
                     for s, m in ((main, "ft"), (main, "lp_ft"), (study, "lp_ft"))
                 ]
-                rows.append((dataset.upper(), lp_label(lp_C), *(fmt(c, show_n=False) for c in cells)))
+                rows.append((dataset.upper(), lp_label(lp_C), *(seeds_cell(c) for c in cells)))
     columns = ["dataset", "LP", "FT", "LP-FT, paper's rate", "LP-FT at FT's rate"]
     return pd.DataFrame(rows, columns=columns).set_index(["dataset", "LP"])
 
