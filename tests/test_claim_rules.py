@@ -132,6 +132,23 @@ def test_m6_needs_three_scales_and_a_monotone_fall():
     assert [c.status for c in claim_rules.scaling_claims(two, "cb", methods=("ft",))] == ["not run"]
 
 
+def test_m6_controlled_repeats_the_lp_ft_checks_at_fts_learning_rate():
+    def diffs(values):
+        scales = (0.1, 1.0, 10.0)
+        return lambda seed, c, s: head(1.0, 1.0, fs={"test": {"Diff": values[scales.index(s)] + 0.01 * seed}})
+
+    scales = dict(head_scales=(0.1, 1.0, 10.0))
+    paper = grid({"ft": diffs([5, 4, 3]), "lp_ft": diffs([2, 1.5, 1])}, **scales)
+    controlled = grid({"ft": diffs([5, 4, 3]), "lp_ft": diffs([6, 5, 4])}, **scales)
+    controlled.settings = {"lr": 5e-5}
+    out = claim_rules.scaling_claims(paper, "cb", controlled=controlled)
+    tagged = [c for c in out if "controlled (at FT's lr 5e-05)" in c.statement]
+    assert len(out) == 5 and len(tagged) == 2
+    # under the paper's rates LP-FT ends below FT; at FT's rate it does not
+    assert by_statement(out, "CB: at head × 10").status == "holds"
+    assert by_statement(tagged, "at head × 10, Diff(F) of FT > of LP-FT").status == "does not hold"
+
+
 def calibration_cell(mce, mce_ts, ece=0.1, ece_ts=0.05, ci_half=0.001):
     return lambda seed, c, s: head(
         1.0,
@@ -320,3 +337,22 @@ def test_controlled_table_puts_both_protocols_side_by_side(monkeypatch):
     table = tables.controlled_table(main, [ctrl])
     assert list(table.columns) == ["FT", "LP-FT, paper's rate", "LP-FT at FT's rate"]
     assert table.loc[("CB", "C chosen by CV")].tolist() == ["2 ± 0", "0.5 ± 0", "1.5 ± 0"]
+
+
+@pytest.mark.parametrize("train_accuracy, kind", [(1.0, "identity"), (0.9, "claim")])
+def test_m1_at_a_fixed_weak_c_on_separable_data_is_an_identity(train_accuracy, kind):
+    arrays = {"labels_train": np.zeros(120), "head_weight_final": np.zeros((3, 384))}
+    study = grid(
+        {
+            "lp": lambda seed, c, s: head(
+                1.0, 1.0, lp={"weight_norm": 40.0, "C": c, "train_accuracy": train_accuracy}
+            ),
+            "ft": lambda seed, c, s: head(1.0 + 0.01 * seed, 1.05),
+        },
+        lp_Cs=(100.0,),
+    )
+    for run in study.results.values():
+        run.arrays.update(arrays)
+    claim = by_statement(claim_rules.dynamics_claims(study), "after LP ≥ 10 × ‖V‖ at random init")
+    assert claim.kind == kind
+    assert ("120 examples in 384 dimensions" in claim.why) == (kind == "identity")

@@ -10,6 +10,7 @@ from lpft_nb.report.claims import (
     Claim,
     claims_from_notebook,
     compare,
+    exceeds,
     gather_table,
     seeds_needed,
     within_factor,
@@ -52,6 +53,30 @@ def test_the_rule_is_decisive_at_most_at_its_level_when_there_is_no_difference(k
 @pytest.mark.parametrize("k, se", [(3, 0.0), (5, 0.5)])
 def test_the_rule_is_decisive_on_a_large_difference(k, se):
     assert _decisive_rate(8.0, k, se, trials=500) >= 0.95
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_the_threshold_rule_is_decisive_at_most_at_its_level_on_the_threshold(k):
+    rng = np.random.default_rng(k)
+    verdicts = [exceeds("K2", "p", "s", "–", rng.normal(0.9, 0.05, k), 0.9).status for _ in range(4000)]
+    assert np.mean([v != "inconclusive" for v in verdicts]) <= LEVEL + 0.011
+
+
+def test_the_threshold_rule_in_both_directions():
+    assert exceeds("K2", "p", "s", "–", [0.97, 0.98, 0.99], 0.9).status == "holds"
+    assert exceeds("K2", "p", "s", "–", [0.5, 0.52, 0.49], 0.9).status == "does not hold"
+    below = exceeds("K4", "p", "s", "–", [10.0, 11.0, 12.0], 24.0, name="rank(P)", below=True)
+    assert below.status == "holds" and below.why.startswith("rank(P) is below the threshold 24")
+    assert exceeds("K4", "p", "s", "–", [30.0, 31.0, 32.0], 24.0, below=True).status == "does not hold"
+    wide = exceeds("K2", "p", "s", "–", [0.8, 1.2, 1.0], 0.9)
+    assert wide.status == "inconclusive" and wide.seeds_needed is not None
+    one = exceeds("K2", "p", "s", "–", [0.99], 0.9)
+    assert one.status == "inconclusive" and one.why.startswith("one seed") and one.rule == RULE
+
+
+def test_within_factor_needs_more_than_one_value():
+    claim = within_factor("M2", "p", "s", "–", [1.0], 1.0, 1.5)
+    assert claim.status == "inconclusive" and claim.why.startswith("one seed")
 
 
 def _values(mean: float, k: int) -> np.ndarray:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .run_memo import run_memo
 
 if TYPE_CHECKING:
     from ..runs.run import RunResult
@@ -126,17 +129,39 @@ def feature_stats(run: RunResult, split: str = "test", before: bool = False) -> 
     `before=True` describes the pre-trained features (Diff 0). The paper gives no formula for these
     statistics; the definitions follow the authors' public code (see each function above).
     """
+    return run_memo(
+        run,
+        f"feature-stats-{split}",
+        {"before": before},
+        (sys.modules[__name__],),
+        lambda: _feature_stats(run, split, before),
+    )
+
+
+def _feature_stats(run: RunResult, split: str, before: bool) -> dict[str, float]:
     a = run.arrays
     pre, labels = a[f"features_before_{split}"], a[f"labels_{split}"]
     post = pre if before else a[f"features_after_{split}"]
     k = fdr_dimension(len(labels), len(np.unique(labels)))
     return {
-        "CS": mean_pairwise_cosine(post),
-        "Diff": feature_change(post, pre),
-        "Diff_norm": norm_change(post, pre),
-        "FDR": fisher_ratio(post, labels, k) if k >= 1 else float("nan"),
-        "FDR_k": k,
+        "CS": float(mean_pairwise_cosine(post)),
+        "Diff": float(feature_change(post, pre)),
+        "Diff_norm": float(norm_change(post, pre)),
+        "FDR": float(fisher_ratio(post, labels, k)) if k >= 1 else float("nan"),
+        "FDR_k": int(k),
     }
+
+
+def run_tsne(run: RunResult, split: str = "test", seed: int = 0) -> list[np.ndarray]:
+    """`joint_tsne` of a run's features on `split` before and after training and its head rows at the start
+    of FT and after it: [(n, 2), (n, 2), (C, 2), (C, 2)], memoised beside the run (`run_memo`)."""
+    names = (f"features_before_{split}", f"features_after_{split}", "head_weight_init", "head_weight_final")
+
+    def compute() -> dict:
+        return dict(zip(names, joint_tsne([run.arrays[k] for k in names], seed=seed)))
+
+    found = run_memo(run, f"tsne-{split}", {"seed": seed}, (joint_tsne,), compute, suffix=".npz")
+    return [found[k] for k in names]
 
 
 def fdr_dimension(n: int, classes: int) -> int:

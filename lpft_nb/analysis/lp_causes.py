@@ -12,12 +12,14 @@ seed shuffles the rows, so it sets the folds) and its chosen C and head norm ‖
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..model.probe import fit_linear_probe
 from .features import mean_pairwise_cosine
+from .run_memo import jsonable, run_memo
 
 
 def check_lp_cause_parameters(targets: Sequence[float], sizes: Sequence[int], seeds: Sequence[int]) -> None:
@@ -121,7 +123,20 @@ def lp_cause_experiment(
     run, targets: Sequence[float], sizes: Sequence[int], seeds: Sequence[int]
 ) -> dict[str, list[dict]]:
     """Both sweeps on the frozen training features of an LP run on a full training split:
-    {"anisotropy": rows (on at most `ANISOTROPY_MAX_N` examples), "sample_size": rows}."""
+    {"anisotropy": rows (on at most `ANISOTROPY_MAX_N` examples), "sample_size": rows}. Memoised beside the
+    run (`run_memo`): the refits take minutes on 2 cores."""
+    arguments = {"targets": list(targets), "sizes": list(sizes), "seeds": list(seeds)}
+    sources = (sys.modules[__name__], mean_pairwise_cosine)
+    return run_memo(
+        run,
+        "lp-causes",
+        arguments,
+        sources,
+        lambda: jsonable(_lp_cause_experiment(run, targets, sizes, seeds)),
+    )
+
+
+def _lp_cause_experiment(run, targets, sizes, seeds) -> dict[str, list[dict]]:
     a = run.arrays
     features, labels = a["features_before_train"], a["labels_train"]
     num_classes = a["head_weight_final"].shape[0]

@@ -24,6 +24,7 @@ LIST_SETTINGS = {
     "lp_Cs": "lp_C",
     "head_scales": "head_scale",
     "scaling_seeds": "seed",
+    "kernel_seeds": "seed",
 }
 # Page parameters holding one value of a run setting.
 SINGLE_SETTINGS = {"scaling_dataset": "dataset", "rank_dataset": "dataset"}
@@ -35,8 +36,6 @@ MINIMUM = {
     "n": 2,
     "path_points": 2,
     "multiplier_points": 2,
-    "kernel_seed": 0,
-    "seed": 0,
     "tsne_seed": 0,
     "lora_alpha": 1e-12,
     "step_target": 1e-12,

@@ -57,6 +57,13 @@ class PagePlan:
             for dataset, results in self.kernel_list(name).items()
         }
 
+    def kernels_over_seeds(self, name: str = "main") -> dict[str, list[dict[str, KernelResult]]]:
+        """dataset → one {setting label → kernel} per kernel seed: `name` (the first seed) and then the
+        groups `name@<seed>` that `_over_seeds` made, in seed order."""
+        names = [name, *(k for k in self.kernel_specs if k.startswith(f"{name}@"))]
+        by_name = [self.kernels(k) for k in names]
+        return {dataset: [kernels[dataset] for kernels in by_name] for dataset in by_name[0]}
+
     def configs(self) -> list[RunConfig]:
         """Every training run of the page, each once."""
         seen: dict[str, RunConfig] = {}
@@ -101,14 +108,14 @@ def _scaling_study(p: Mapping[str, Any], dataset: str, **extra: Any) -> Study:
     )
 
 
-def _kernel_args(p: Mapping[str, Any], seed_key: str) -> dict[str, Any]:
-    return {
-        "n": p["n"],
-        "seed": p[seed_key],
-        "model": p["model"],
-        "max_train": p["max_train"],
-        "max_length": p["max_length"],
-    }
+def _kernel_args(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {"n": p["n"], "model": p["model"], "max_train": p["max_train"], "max_length": p["max_length"]}
+
+
+def _over_seeds(name: str, seeds: list[int], make: Callable[[int], dict]) -> dict[str, dict]:
+    """Kernel groups of one kind over `seeds`: `name` for the first seed (what tables and figures show),
+    `name@<seed>` for each other seed (what the checks add); `make(seed)` gives dataset → specs."""
+    return {name: make(seeds[0]), **{f"{name}@{seed}": make(seed) for seed in seeds[1:]}}
 
 
 def _training_page(p: Mapping[str, Any]) -> PagePlan:
@@ -143,40 +150,57 @@ def _controlled_study(p: Mapping[str, Any], dataset: str) -> Study:
 
 
 def _norms(p: Mapping[str, Any]) -> PagePlan:
+    """The main grid; the head-scaling sweep under the paper's rates and again with LP-FT at FT's rate and
+    batch size (its FT runs are the first sweep's); the controlled FT/LP-FT comparison per dataset."""
+    dataset = p["scaling_dataset"]
+    batch_size, lr = PAPER_HPARAMS["ft"][dataset]
     studies = {
         "main": _main_study(p),
-        "scaling": _scaling_study(p, p["scaling_dataset"], scale_bias=p["scale_bias"]),
+        "scaling": _scaling_study(p, dataset, scale_bias=p["scale_bias"]),
+        "controlled-scaling": _scaling_study(
+            p, dataset, scale_bias=p["scale_bias"], lr=lr, batch_size=batch_size
+        ),
         **{f"controlled-{d}": _controlled_study(p, d) for d in p["datasets"]},
     }
     return PagePlan("norms", studies=studies)
 
 
 def _ntk(p: Mapping[str, Any]) -> PagePlan:
-    args = {**_kernel_args(p, "seed"), "lora_alpha": p["lora_alpha"]}
-    specs = {d: grid_specs(d, p["kernel_settings"], p["lp_Cs"], **args) for d in p["datasets"]}
-    return PagePlan("ntk", kernel_specs={"main": specs})
+    args = {**_kernel_args(p), "lora_alpha": p["lora_alpha"]}
+
+    def specs(seed: int) -> dict:
+        return {d: grid_specs(d, p["kernel_settings"], p["lp_Cs"], seed=seed, **args) for d in p["datasets"]}
+
+    return PagePlan("ntk", kernel_specs=_over_seeds("main", list(p["kernel_seeds"]), specs))
 
 
 def _lora(p: Mapping[str, Any]) -> PagePlan:
-    args = _kernel_args(p, "kernel_seed")
+    args = _kernel_args(p)
+    seeds = list(p["kernel_seeds"])
     first_C = p["lp_Cs"][:1]
     rank_studies, rank_specs = rank_sweep_requests(
-        p["rank_dataset"], p["ranks"], p["seeds"], run_settings(p), args
+        p["rank_dataset"], p["ranks"], p["seeds"], run_settings(p), {**args, "seed": seeds[0]}
     )
+
+    def main(seed: int) -> dict:
+        settings = ["ft", "lora", "lp_ft", "lp_lora"]
+        return {
+            d: grid_specs(d, settings, first_C, lora_alpha=p["lora_alpha"], seed=seed, **args)
+            for d in p["datasets"]
+        }
+
+    def query_value(seed: int) -> dict:
+        return {
+            d: grid_specs(d, ["ft", "lp_ft"], first_C, params="query_value", seed=seed, **args)
+            for d in p["datasets"]
+        }
+
     return PagePlan(
         "lora",
         studies={"main": _main_study(p), **{f"rank-{r}": s for r, s in rank_studies.items()}},
         kernel_specs={
-            "main": {
-                d: grid_specs(
-                    d, ["ft", "lora", "lp_ft", "lp_lora"], first_C, lora_alpha=p["lora_alpha"], **args
-                )
-                for d in p["datasets"]
-            },
-            "query_value": {
-                d: grid_specs(d, ["ft", "lp_ft"], first_C, params="query_value", **args)
-                for d in p["datasets"]
-            },
+            **_over_seeds("main", seeds, main),
+            **_over_seeds("query_value", seeds, query_value),
             "ranks": {p["rank_dataset"]: rank_specs},
         },
     )

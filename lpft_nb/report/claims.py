@@ -56,7 +56,8 @@ LEVEL = 0.05
 RULE = (
     "Welch's t-test over seeds, two-sided at level 5 % (a verdict in either direction when there is no "
     "difference at most 5 % of the time), each side's per-example standard error added as known "
-    "variance; a side with one value and no per-example error is inconclusive"
+    "variance (against a fixed threshold: the one-sample t-test); a side with one value and no "
+    "per-example error is inconclusive"
 )
 
 
@@ -127,19 +128,64 @@ def compare(
         why = f"one seed: one value of {' and '.join(lonely)} and no per-example error, so no noise estimate"
         return Claim(claim_id, page, statement, paper, ours, "inconclusive", why, **record)
     se, df = _welch(ma, va, len(a), se_a, mb, vb, len(b), se_b, factor)
+    status, noise, needed = _decide(margin, se, df, va, vb, se_a, se_b, factor)
+    if status == "inconclusive":
+        record["seeds_needed"] = needed
+        why = f"{a_name} − {target} = {margin:.3g} is within the noise ({noise}); {_more(needed)}"
+    elif se == 0 and margin == 0:
+        why = f"{a_name} equals {target} in every seed"
+    else:
+        why = f"{a_name} {'exceeds' if margin > 0 else 'is below'} {target} by {abs(margin):.3g} ({noise})"
+    return Claim(claim_id, page, statement, paper, ours, status, why, **record)
+
+
+def _decide(margin, se, df, va, vb, se_a, se_b, factor) -> tuple[str, str, int | None]:
+    """(status, the noise in words, seeds per side needed when inconclusive) of a `margin` (> 0: the claim's
+    direction) with standard error `se` on `df` degrees of freedom, under `RULE`."""
     noise = f"standard error {se:.2g}" + ("" if np.isinf(df) else f", {df:.1f} degrees of freedom")
     if se == 0 and margin == 0:
-        status, why = "inconclusive", f"{a_name} equals {target} in every seed"
-    elif se == 0 or abs(margin) > _critical(df) * se:
-        status = "holds" if margin > 0 else "does not hold"
-        side = "exceeds" if margin > 0 else "is below"
-        why = f"{a_name} {side} {target} by {abs(margin):.3g} ({noise})"
+        return "inconclusive", noise, None
+    if se == 0 or abs(margin) > _critical(df) * se:
+        return ("holds" if margin > 0 else "does not hold"), noise, None
+    return "inconclusive", noise, seeds_needed(margin, va, vb, se_a, se_b, factor)
+
+
+def _more(needed: int | None) -> str:
+    return (
+        f"about {needed} seeds per side would decide it" if needed else "no number of seeds would decide it"
+    )
+
+
+def exceeds(
+    claim_id: str,
+    page: str,
+    statement: str,
+    paper: str,
+    values: ArrayLike,
+    threshold: float,
+    *,
+    name: str = "value",
+    below: bool = False,
+) -> Claim:
+    """Check mean(values) > threshold (with `below`: < threshold), where `values` are per-seed values and the
+    threshold is exact, under `RULE` in its one-sample form (t over seeds, k − 1 degrees of freedom). One
+    value is inconclusive ("one seed")."""
+    v = np.atleast_1d(np.asarray(values, dtype=float))
+    m, var = float(v.mean()), float(v.var(ddof=1)) if len(v) > 1 else 0.0
+    margin = threshold - m if below else m - threshold
+    ours = f"{name} = {fmt(v)}; threshold {threshold:.3g}"
+    record = {"rule": RULE, "level": LEVEL, "seeds": str(len(v))}
+    if len(v) == 1:
+        why = f"one seed: one value of {name}, so no noise estimate"
+        return Claim(claim_id, page, statement, paper, ours, "inconclusive", why, **record)
+    se, df = _welch(m, var, len(v), 0.0, threshold, 0.0, 1, 0.0, 1.0)
+    status, noise, needed = _decide(margin, se, df, var, 0.0, 0.0, 0.0, 1.0)
+    if status == "inconclusive":
+        record["seeds_needed"] = needed
+        why = f"{name} − {threshold:.3g} = {m - threshold:.3g} is within the noise ({noise}); {_more(needed)}"
     else:
-        status = "inconclusive"
-        k = seeds_needed(margin, va, vb, se_a, se_b, factor)
-        more = f"about {k} seeds per side would decide it" if k else "no number of seeds would decide it"
-        why = f"{a_name} − {target} = {margin:.3g} is within the noise ({noise}); {more}"
-        record["seeds_needed"] = k
+        side = "exceeds" if m > threshold else "is below"
+        why = f"{name} {side} the threshold {threshold:.3g} by {abs(m - threshold):.3g} ({noise})"
     return Claim(claim_id, page, statement, paper, ours, status, why, **record)
 
 
@@ -153,7 +199,7 @@ def within_factor(
     factor: float,
     name: str = "value",
 ) -> Claim:
-    """Check reference/factor ≤ every per-seed value ≤ factor·reference."""
+    """Check reference/factor ≤ every per-seed value ≤ factor·reference (one value: inconclusive)."""
     arr = np.atleast_1d(np.asarray(values, dtype=float))
     lo, hi = reference / factor, reference * factor
     ok = bool(np.all((arr >= lo) & (arr <= hi)))
@@ -163,8 +209,10 @@ def within_factor(
         if ok
         else f"values {arr.min():.3g}…{arr.max():.3g} leave [{lo:.3g}, {hi:.3g}]"
     )
-    rule = f"every seed's value within a factor {factor:g} of the reference"
+    rule = f"every seed's value within a factor {factor:g} of the reference; one seed is inconclusive"
     status = "holds" if ok else "does not hold"
+    if len(arr) == 1:
+        status, why = "inconclusive", f"one seed: {why}, but one value has no noise estimate"
     return Claim(claim_id, page, statement, paper, ours, status, why, rule=rule, seeds=str(len(arr)))
 
 

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..analysis.calibration import calibration_values, reliability_bins, run_calibration, run_calibration_ci
-from ..analysis.features import feature_stats, joint_tsne
+from ..analysis.features import feature_stats, run_tsne
 from ..analysis.ntk import block_nuclear_norms, normalised_spectrum
 from ..config import LP_HEAD_METHODS, LpC, lp_label
 from ..data.tasks import OOD_SETS, class_names
@@ -233,24 +233,36 @@ def scaling_figure(
     lp_C: LpC = "cv",
     split: str = "test",
     title: str | None = None,
+    controlled: Study | None = None,
 ) -> plt.Figure:
-    """Figs. 3 / 11: feature change against the head norm at the start of FT (mean ± s.e. over seeds)."""
+    """Figs. 3 / 11: feature change against the head norm at the start of FT (mean ± s.e. over seeds). With
+    `controlled` (the same sweep, LP-FT at FT's learning rate and batch size), its LP-FT line is dotted."""
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for method in methods:
+    lines = [
+        (
+            study,
+            m,
+            "o-",
+            METHOD_LABELS[m] + (f" ({lp_label(lp_C)})" if m.startswith("lp") else " (random head)"),
+        )
+        for m in methods
+    ]
+    if controlled is not None:
+        label = f"LP-FT ({lp_label(lp_C)}) at FT's lr {controlled.settings['lr']:g}"
+        lines.append((controlled, "lp_ft", "s:", label))
+    for source, method, style, label in lines:
         xs, ys, ses = [], [], []
-        for scale in sorted(study.head_scales):
-            norms = study.values(dataset, method, "head_norm_init", lp_C, scale)
-            diffs = study.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)
+        for scale in sorted(source.head_scales):
+            norms = source.values(dataset, method, "head_norm_init", lp_C, scale)
+            diffs = source.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)
             xs.append(norms.mean())
             ys.append(diffs.mean())
             ses.append(diffs.std(ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else 0.0)
         xs, ys, ses = map(np.asarray, (xs, ys, ses))
-        label = METHOD_LABELS[method] + (
-            f" ({lp_label(lp_C)})" if method.startswith("lp") else " (random head)"
-        )
-        ax.plot(xs, ys, "o-", color=COLORS[method], label=label)
+        ax.plot(xs, ys, style, color=COLORS[method], label=label)
         ax.fill_between(xs, ys - ses, ys + ses, color=COLORS[method], alpha=0.2)
+    for method in methods:
         if 1.0 in study.head_scales:
             unscaled = study.values(dataset, method, "head_norm_init", lp_C, 1.0).mean()
             ax.axvline(unscaled, color=COLORS[method], ls="--", lw=1)
@@ -267,12 +279,8 @@ def scaling_figure(
 def tsne_figure(run, class_names: Sequence[str], title: str, seed: int = 0) -> plt.Figure:
     """Figs. 5 / 6: t-SNE of test features before (faint) and after (solid) training, with the head rows."""
 
-    a = run.arrays
-    labels = a["labels_test"]
-    before, after, head0, head1 = joint_tsne(
-        [a["features_before_test"], a["features_after_test"], a["head_weight_init"], a["head_weight_final"]],
-        seed=seed,
-    )
+    labels = run.arrays["labels_test"]
+    before, after, head0, head1 = run_tsne(run, "test", seed)
     fig, ax = plt.subplots(figsize=(6.5, 5))
     markers = "o^sPD"
     for k, name in enumerate(class_names):

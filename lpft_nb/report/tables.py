@@ -242,21 +242,26 @@ def scaling_table(
     methods: Sequence[str] = ("ft", "lp_ft"),
     lp_C: LpC = "cv",
     split: str = "test",
+    controlled: Study | None = None,
 ) -> pd.DataFrame:
-    """Per method and head scale: starting head norm, feature change and test accuracy (mean ± std)."""
+    """Per method and head scale: starting head norm, feature change and test accuracy (mean ± std). With
+    `controlled` (the same sweep with LP-FT at FT's learning rate and batch size), its LP-FT rows follow."""
+    lines = [(METHOD_LABELS[m], study, m) for m in methods]
+    if controlled is not None:
+        lines.append((f"LP-FT at FT's lr {controlled.settings['lr']:g}", controlled, "lp_ft"))
     rows = []
-    for method in methods:
-        for scale in sorted(study.head_scales):
+    for label, source, method in lines:
+        for scale in sorted(source.head_scales):
             cell = (dataset, method)
             rows.append(
                 {
-                    "method": METHOD_LABELS[method],
+                    "method": label,
                     "head × s": scale,
-                    "‖V‖ at start": seeds_cell(study.values(*cell, "head_norm_init", lp_C, scale)),
+                    "‖V‖ at start": seeds_cell(source.values(*cell, "head_norm_init", lp_C, scale)),
                     "Diff(F)": seeds_cell(
-                        study.values(*cell, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)
+                        source.values(*cell, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)
                     ),
-                    "test accuracy": seeds_cell(study.values(*cell, "test.accuracy", lp_C, scale)),
+                    "test accuracy": seeds_cell(source.values(*cell, "test.accuracy", lp_C, scale)),
                 }
             )
     return pd.DataFrame(rows).set_index(["method", "head × s"])
@@ -384,28 +389,32 @@ def lp_choice_table(study: Study) -> pd.DataFrame:
 
 
 @_tidied
-def kernel_table(results: dict, dataset: str):
-    """Paper Tables 2 / 9 for one dataset: rank, Frobenius norm, kernel-regression accuracy and FT ratio.
+def kernel_table(by_seed: Sequence[dict], dataset: str):
+    """Paper Tables 2 / 9 for one dataset: rank, Frobenius norm, kernel-regression accuracy and FT ratio,
+    each cell over the kernel seeds.
 
-    `results` maps a label (e.g. "LP-FT (C = 100)") to a `KernelResult`; the first one supplies Pre-train E.
-    Accuracies are in %: the paper's per-logit accuracy, and the argmax class accuracy of the same fit.
+    `by_seed` holds one {label (e.g. "LP-FT (C = 100)") → `KernelResult`} per kernel seed; the first label
+    supplies Pre-train E. Accuracies are in %: the paper's per-logit accuracy, and the argmax class accuracy
+    of the same fit.
     """
     paper = TABLE2_9_KERNELS.get(dataset, {})
     rows = []
 
-    def row(label, kernel, result, which, paper_key, ratio=None):
-        st = result.statistics(which)
+    def row(label, kernel, results, which, paper_key, ratio=False):
+        st = {k: np.array([r.statistics(which)[k] for r in results]) for k in results[0].statistics(which)}
         ref = paper.get(paper_key)
         paper_ratio = "–" if not ref or ref[4] is None else f"{ref[4]:.4f}"
         rows.append(
             {
                 "method": label,
                 "kernel": kernel,
-                "rank (fp32 / fp64 tol.)": f"{st['rank_fp32']} / {st['rank_fp64']}",
-                "FN": f"{st['fn']:.3g}",
-                "acc % per-logit (train / test)": f"{100 * st['per_logit_train']:.1f} / {100 * st['per_logit_test']:.1f}",
-                "acc % argmax (train / test)": f"{100 * st['argmax_train']:.1f} / {100 * st['argmax_test']:.1f}",
-                "FT ratio": "–" if ratio is None else f"{ratio:.4f}",
+                "rank (fp32 / fp64 tol.)": f"{seeds_cell(st['rank_fp32'])} / {seeds_cell(st['rank_fp64'])}",
+                "FN": seeds_cell(st["fn"]),
+                "acc % per-logit (train / test)": f"{seeds_cell(100 * st['per_logit_train'])} / "
+                f"{seeds_cell(100 * st['per_logit_test'])}",
+                "acc % argmax (train / test)": f"{seeds_cell(100 * st['argmax_train'])} / "
+                f"{seeds_cell(100 * st['argmax_test'])}",
+                "FT ratio": seeds_cell([r.ft_ratio() for r in results]) if ratio else "–",
                 "paper: rank, FN": f"{ref[0]}, {ref[1]:.3g}" if ref else "–",
                 "paper: acc % (train / test), FT ratio": f"{ref[2]:.1f} / {ref[3]:.1f}, {paper_ratio}"
                 if ref
@@ -413,21 +422,24 @@ def kernel_table(results: dict, dataset: str):
             }
         )
 
-    first = next(iter(results.values()))
-    row("–", "Pre-train E", first, "P", ("pretrained", "P"))
-    for label, result in results.items():
+    first = next(iter(by_seed[0]))
+    row("–", "Pre-train E", [results[first] for results in by_seed], "P", ("pretrained", "P"))
+    for label, result in by_seed[0].items():
         setting = result.spec.setting
-        row(label, "FT E", result, "F", (setting, "F"), result.ft_ratio())
-        row(label, "NTK", result, "NTK", (setting, "NTK"))
+        results = [r[label] for r in by_seed]
+        row(label, "FT E", results, "F", (setting, "F"), ratio=True)
+        row(label, "NTK", results, "NTK", (setting, "NTK"))
     return pd.DataFrame(rows).set_index(["method", "kernel"])
 
 
 @_tidied
 def lora_scale_table(kernels: dict, query_value: dict, lp_C: LpC, sigma2: float):
-    """Prop. 4.4 per dataset for LoRA vs FT and LP-LoRA vs LP-FT: P gap, fitted and predicted F scale.
+    """Prop. 4.4 per dataset for LoRA vs FT and LP-LoRA vs LP-FT: P gap, fitted and predicted F scale, each
+    cell over the kernel seeds.
 
-    `kernels[d]` and `query_value[d]` map labels (as `kernel_grid` makes them) to KernelResults.
-    Returns (DataFrame, {dataset: [lora_kernel_scale dicts]}).
+    `kernels[d]` and `query_value[d]` hold one {label → KernelResult} per kernel seed (as
+    `PagePlan.kernels_over_seeds` gives them). Returns (DataFrame, {dataset: [scale dicts]}), each scale dict
+    `lora_kernel_scale`'s with "fitted", "predicted" and "relative_residual" as per-seed arrays.
     """
     rows, scales = [], {}
     for d in kernels:
@@ -436,22 +448,28 @@ def lora_scale_table(kernels: dict, query_value: dict, lp_C: LpC, sigma2: float)
             ("LoRA", "FT"),
             (f"LP-LoRA ({lp_label(lp_C)})", f"LP-FT ({lp_label(lp_C)})"),
         ):
-            if lora_label not in kernels[d] or ft_label not in query_value[d]:
+            if lora_label not in kernels[d][0] or ft_label not in query_value[d][0]:
                 continue
-            s = lora_kernel_scale(kernels[d][lora_label], query_value[d][ft_label], sigma2)
+            pairs = [(k[lora_label], q[ft_label]) for k, q in zip(kernels[d], query_value[d])]
+            per_seed = [lora_kernel_scale(lora, ft, sigma2) for lora, ft in pairs]
+            s = {
+                **per_seed[0],
+                **{
+                    key: np.array([x[key] for x in per_seed])
+                    for key in ("fitted", "predicted", "relative_residual")
+                },
+            }
             scales[d].append(s)
-            p_gap = np.abs(
-                kernels[d][lora_label].parts.p_scalar - query_value[d][ft_label].parts.p_scalar
-            ).max()
+            p_gap = max(np.abs(lora.parts.p_scalar - ft.parts.p_scalar).max() for lora, ft in pairs)
             rows.append(
                 {
                     "dataset": d,
                     "pair": f"{lora_label} vs {ft_label}",
                     "max |P^LoRA − P^FT|": f"{p_gap:.1e}",
-                    "fitted scale s*": f"{s['fitted']:.3g}",
-                    "σ² r (α/r)²": f"{s['predicted']:.3g}",
-                    "s* / prediction": f"{s['fitted'] / s['predicted']:.2f}",
-                    "‖F^LoRA − s* F^FT_qv‖ / ‖F^LoRA‖": f"{s['relative_residual']:.2f}",
+                    "fitted scale s*": seeds_cell(s["fitted"]),
+                    "σ² r (α/r)²": f"{s['predicted'][0]:.3g}",
+                    "s* / prediction": seeds_cell(s["fitted"] / s["predicted"]),
+                    "‖F^LoRA − s* F^FT_qv‖ / ‖F^LoRA‖": seeds_cell(s["relative_residual"]),
                 }
             )
     return pd.DataFrame(rows).set_index(["dataset", "pair"]), scales
