@@ -160,3 +160,14 @@ def test_peft_lora_a_init_has_the_kaiming_uniform_variance(tiny_model):
 
     v = lora_init_variance(tiny_model, r=8)
     assert v["d_in"] == 32 and v["empirical"] == pytest.approx(v["theory"], rel=0.15)
+
+
+def test_float32_rows_give_the_float64_kernel_to_float32_precision(tiny_model, tiny_data):
+    # float32 models take the chunked float32 Gram path (float64 accumulation across chunks)
+    model = build_classifier(tiny_model, 3, seed=8)
+    with torch.no_grad():
+        model.head.weight.mul_(20)
+    single = _kernels(model, tiny_data, memory_gib=1e-4)
+    double = _kernels(model.double(), tiny_data, memory_gib=1e-4)
+    assert single.F.dtype == np.float64
+    assert _rel(_needed_blocks(single.F, 5), _needed_blocks(double.F, 5)) < 1e-5
