@@ -61,6 +61,9 @@ def test_iteration_and_regularisation_paths():
     path = probe_iteration_path(X, y, 3, C=10.0)
     assert path["iteration"][0] == 0 and path["weight_norm"][0] == 0
     assert path["weight_norm"][-1] > path["weight_norm"][1]
+    skewed = np.r_[np.zeros(10, int), np.ones(50, int), np.full(30, 2)]  # majority class 1, not 0
+    zero_head = probe_iteration_path(X, skewed, 3, C=10.0, n_points=2)["train_accuracy"][0]
+    assert zero_head == pytest.approx(10 / 90)  # all-zero logits predict class 0
     reg = regularization_path(X, y, X, y, 3)
     assert np.all(np.diff(reg["weight_norm"]) > 0)  # the norm grows as regularisation weakens
 
