@@ -20,12 +20,12 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 from . import estimate, paper, sweep
 from .analysis import calibration, features, kernels, linearization, lora, lp_causes, span
+from .analysis.lp_causes import lp_regularization_path
 from .book.build import executed_dir
 from .book.plans import page_plan
 from .config import ConfigError, RunConfig, lp_label
 from .data.tasks import DataError, class_names, load_task
 from .model.classifier import ModelNotFoundError
-from .model.probe import lp_regularization_path
 from .model.train import epoch_summary
 from .report import claims, plots, tables
 from .report.claim_rules import (

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..model import probe
 from ..model.probe import fit_linear_probe
 from .features import mean_pairwise_cosine
 from .run_memo import jsonable, run_memo
@@ -149,3 +150,16 @@ def _lp_cause_experiment(run, targets, sizes, seeds) -> dict[str, list[dict]]:
         ),
         "sample_size": sample_size_sweep(features, labels, num_classes, sizes, seeds),
     }
+
+
+def lp_regularization_path(run, Cs: Sequence[float]) -> dict:
+    """`model.probe.lp_regularization_path` (LP refitted at each C on the run's pre-trained training
+    features), memoised beside the run (`run_memo`)."""
+    sources = (probe,)  # the module that fits: an edit to it refits
+    return run_memo(
+        run,
+        "lp-regularization-path",
+        {"Cs": [float(c) for c in Cs]},
+        sources,
+        lambda: jsonable(probe.lp_regularization_path(run, Cs)),
+    )
