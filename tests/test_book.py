@@ -81,6 +81,8 @@ def test_parameter_check_rejects_bad_files_with_one_line(tmp_path, changes, mess
     [
         ("ntk", {"n": 1}, r"key 'n': 1 is below the smallest allowed value 2"),
         ("ntk", {"kernel_settings": ["ft", "sgd"]}, r"key 'kernel_settings'.*not allowed"),
+        ("ntk", {"kernel_seeds": [1, -2]}, r"key 'kernel_seeds'.*seed=-2 must be >= 0"),
+        ("lora", {"kernel_seeds": []}, r"kernel_seeds must list at least one value"),
         ("lora", {"ranks": [0, 8]}, r"ranks must be a non-empty list of positive integers"),
         ("norms", {"head_scales": [0.0, 1.0]}, r"head_scale=0.0 must be > 0"),
         ("norms", {"scaling_dataset": "mnli"}, r"key 'scaling_dataset'.*dataset='mnli'"),
