@@ -427,13 +427,7 @@ def ntk_claims(by_seed: Sequence[dict], dataset: str, page: str = "ntk") -> list
 
     tag = dataset.upper()
     n = first.parts.n_train
-    worst = max(
-        np.abs(r.parts.p_scalar[:n, :n] - ref.parts.p_scalar[:n, :n]).max()
-        / np.abs(ref.parts.p_scalar[:n, :n]).max()
-        for results in by_seed
-        for ref in [next(iter(results.values()))]
-        for r in results.values()
-    )
+    worst = max(_p_gap(results, n) for results in by_seed)
     out: list[Claim] = [
         Claim(
             "K1",
@@ -546,6 +540,14 @@ def ntk_claims(by_seed: Sequence[dict], dataset: str, page: str = "ntk") -> list
     return out
 
 
+def _p_gap(results: dict, n: int) -> float:
+    """Largest relative difference of the train×train P between the first kernel of `results` and the others."""
+    ref = next(iter(results.values())).parts.p_scalar[:n, :n]
+    return max(
+        float(np.abs(r.parts.p_scalar[:n, :n] - ref).max() / np.abs(ref).max()) for r in results.values()
+    )
+
+
 def spectrum_gap(a, b) -> float:
     """Mean |Δ log10| of the normalised singular values of F under kernels `a` and `b`, over the values both
     hold above 1e-6 (inf when none)."""
@@ -556,11 +558,11 @@ def spectrum_gap(a, b) -> float:
 
 def lora_claims(study: Study, kernels: dict, scales: dict, page: str = "lora") -> list[Claim]:
     """LoRA page: M3 (LP-LoRA changes features less than LoRA), P^LoRA = P^FT, K5 (matching spectra),
-    and Prop. 4.4's scale (fitted within a factor 2 of σ² r (α/r)²). `kernels[dataset]` maps labels to
-    KernelResults; `scales[dataset]` is a list of `lora_kernel_scale` dicts."""
+    and Prop. 4.4's scale (fitted within a factor 2 of σ² r (α/r)²). `kernels[dataset]` holds one {label →
+    KernelResult} per kernel seed; `scales[dataset]` is a list of `tables.lora_scale_table` scale dicts."""
     out = [c for c in norms_claims(study, page) if c.id == "M3" and "LoRA" in c.statement]
-    for dataset, results in kernels.items():
-        out += [c for c in ntk_claims([results], dataset, page) if c.id in ("K1", "K5")]
+    for dataset, by_seed in kernels.items():
+        out += [c for c in ntk_claims(by_seed, dataset, page) if c.id in ("K1", "K5")]
         for s in scales.get(dataset, []):
             ratios = np.atleast_1d(
                 np.asarray(s["fitted"], dtype=float) / np.asarray(s["predicted"], dtype=float)
