@@ -576,7 +576,7 @@ def lora_claims(study: Study, kernels: dict, scales: dict, page: str = "lora") -
                     "σ²r (Prop. 4.4, linear model)",
                     np.abs(np.log2(ratios)),
                     1.0,
-                    name="|log₂ fitted/predicted|",
+                    name="|log₂ ratio|",
                     below=True,
                 )
             )
