@@ -8,13 +8,18 @@ are taken as 128 tokens, the cap: real inputs are shorter, so the estimate is an
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 import math
+import platform
 from dataclasses import dataclass
+from pathlib import Path
 
 from .bench import time_features, time_train_step
-from .config import DEFAULT_MODEL
-from .data.tasks import load_task
-from .device import resolve_device
+from .config import DEFAULT_MODEL, resolve_cache_dir
+from .device import environment, resolve_device
+from .runs.cache import code_key, memoize
 from .sweep import Task
 
 # Encoder parameters (no pooler) of models that may not be on this machine, to scale the measured times.
@@ -42,21 +47,49 @@ class Costs:
     ft_example_s: float
     lora_example_s: float
     predict_example_s: float
+    measured_on: str = ""  # the date of the timing (ISO)
 
     def scaled(self, model: str) -> float:
         return encoder_parameters(model) / self.parameters
 
 
-def measure_costs(model: str = DEFAULT_MODEL, device: str = "auto", repeats: int = 2) -> Costs:
+def measure_costs(
+    model: str = DEFAULT_MODEL, device: str = "auto", repeats: int = 2, refresh: bool = False
+) -> Costs:
+    """`Costs` timed on this machine, memoised in the cache (``estimate/``) under the host, its CPU, the
+    device, torch, threads, `model`, `repeats` and the timing code, so that a rebuild does not time again;
+    `refresh` times anew."""
     dev = resolve_device(device)
-    return Costs(
-        model=model,
-        device=str(dev),
-        parameters=encoder_parameters(model),
-        ft_example_s=time_train_step(model, False, 8, 128, repeats, device=dev) / 8,
-        lora_example_s=time_train_step(model, True, 8, 128, repeats, device=dev) / 8,
-        predict_example_s=1.0 / time_features(model, 32, 128, repeats, device=dev),
+    machine = {**environment(dev), "host": platform.node(), "cpu": _cpu_model()}
+    arguments = json.dumps({"model": model, "repeats": repeats, **machine}, sort_keys=True)
+    name = f"costs-{hashlib.sha256(arguments.encode()).hexdigest()[:12]}-{code_key(time_train_step, time_features, _timed)}"
+    values, _ = memoize(
+        resolve_cache_dir(None) / "estimate" / f"{name}.json",
+        lambda: _timed(model, dev, repeats),
+        refresh=refresh,
     )
+    return Costs(**values)
+
+
+def _timed(model: str, dev, repeats: int) -> dict:
+    return {
+        "model": model,
+        "device": str(dev),
+        "parameters": encoder_parameters(model),
+        "ft_example_s": time_train_step(model, False, 8, 128, repeats, device=dev) / 8,
+        "lora_example_s": time_train_step(model, True, 8, 128, repeats, device=dev) / 8,
+        "predict_example_s": 1.0 / time_features(model, 32, 128, repeats, device=dev),
+        "measured_on": datetime.date.today().isoformat(),
+    }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), else the platform's processor string."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor()
 
 
 def task_seconds(task: Task, costs: Costs) -> float:
@@ -64,14 +97,7 @@ def task_seconds(task: Task, costs: Costs) -> float:
     v = task.values
     scale = costs.scaled(v["model"])
     if task.kind == "run":
-        data = load_task(
-            v["dataset"],
-            v["data_dir"],
-            max_train=v["max_train"],
-            max_eval=v["max_eval"],
-            max_per_class=v["max_per_class"],
-            subset_seed=v["subset_seed"],
-        )
+        data = task.data()
         n_train, n_val = len(data.train.labels), len(data.val.labels)
         n_eval = sum(len(s.labels) for s in data.eval_splits().values())
         n_features = len(data.test.labels) + sum(len(s.labels) for s in data.ood.values())
@@ -82,7 +108,7 @@ def task_seconds(task: Task, costs: Costs) -> float:
             seconds += v["epochs"] * (n_train * per_example + n_val * costs.predict_example_s)
         return seconds * scale
     # a kernel: C backward passes per example and parameter group, each about one training example's cost
-    classes = load_task(v["dataset"], v["data_dir"]).num_classes
+    classes = task.data().num_classes
     examples = 2 * v["n"]
     rows = examples * classes
     parameters = encoder_parameters(v["model"]) if "lora" not in v["setting"] else 0
@@ -112,7 +138,6 @@ def tasks_by_page(profile: str, pages: list[str] | None = None) -> dict[str, lis
     """The runs and kernels of each page of `profile` that computes any (as `sweep` lists them)."""
     from .book.build import notebook_pages
     from .book.plans import profile_tasks
-    from .config import resolve_cache_dir
     from .data.download import ensure_book_data
 
     data_dir, cache_dir = ensure_book_data(), resolve_cache_dir(None)

@@ -18,7 +18,6 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from .analysis.kernels import kernel_path
 from .book.params import check_profile_name
 from .book.plans import Task, profile_tasks
 from .config import ConfigError, resolve_cache_dir
@@ -179,7 +178,6 @@ def computed_on(profile: str, pages: list[str] | None = None):
 
     from .book.build import notebook_pages
     from .data.download import ensure_book_data
-    from .runs.run import run_entry_path
 
     rows = []
     for task in profile_tasks(
@@ -188,10 +186,9 @@ def computed_on(profile: str, pages: list[str] | None = None):
         env = {}
         if task.cached():
             if task.kind == "run":
-                metrics = json.loads((run_entry_path(task.config()) / "metrics.json").read_text())
-                env = metrics.get("environment") or {}
+                env = json.loads((task.path() / "metrics.json").read_text()).get("environment") or {}
             else:
-                with np.load(kernel_path(task.config())) as z:
+                with np.load(task.path()) as z:
                     env = json.loads(str(z["environment"])) if "environment" in z.files else {}
         where = (env.get("device", "not computed yet"), env.get("device_name", "–"))
         rows.append((task.kind, *where, env.get("torch", "–"), env.get("cuda") or "–"))

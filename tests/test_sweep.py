@@ -115,3 +115,30 @@ def test_a_run_records_where_it_was_computed(cache, capsys):
     record = json.loads(capsys.readouterr().out)
     assert record["environment"]["device"] == "cpu" and record["environment"]["torch"]
     assert record["precision"] == "fp32"
+
+
+def test_the_timed_costs_are_memoised_per_machine(tmp_path, monkeypatch):
+    from lpft_nb import estimate
+
+    monkeypatch.setenv("LPFT_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def timed(model, dev, repeats):
+        calls.append(model)
+        return {
+            "model": model,
+            "device": str(dev),
+            "parameters": 1,
+            "ft_example_s": 0.1,
+            "lora_example_s": 0.05,
+            "predict_example_s": 0.01,
+            "measured_on": "2026-11-28",
+        }
+
+    monkeypatch.setattr(estimate, "_timed", timed)
+    first = estimate.measure_costs("m", device="cpu", repeats=1)
+    again = estimate.measure_costs("m", device="cpu", repeats=1)
+    assert first == again and len(calls) == 1 and again.measured_on == "2026-11-28"
+    estimate.measure_costs("m", device="cpu", repeats=2)  # other arguments: timed again
+    estimate.measure_costs("m", device="cpu", repeats=1, refresh=True)
+    assert len(calls) == 3 and len(list((tmp_path / "estimate").glob("costs-*.json"))) == 2

@@ -39,6 +39,7 @@ BUILD_DIR = ROOT / "_build"
 EXPLORATIONS = "Explorations"
 EXECUTED_ENV = "LPFT_EXECUTED_DIR"
 GATHERING_PAGES = ("claims", "reproduce")  # executed last: they read what the others left
+READS_CACHE_ONLY = ("reproduce",)  # of those, the ones that read the run cache only, not the notebooks
 SECTION_PAGES = ("dynamics", "norms", "ntk", "calibration", "lora", "boss_ood")  # one per paper section
 RESERVED_PAGE_NAMES = (
     "genindex",
@@ -323,6 +324,9 @@ def build_book(
     total_start = time.perf_counter()
     if jobs > 1 and len(independent) > 1 and all_computed(profile, independent):
         print(f"pages {'':<15} {jobs} at a time: the cache holds every run and kernel they need", flush=True)
+        # the reproduce page reads only the cache, complete now: it joins them, first (it is the longest)
+        independent = [p for p in gathering if p in READS_CACHE_ONLY] + independent
+        gathering = [p for p in gathering if p not in READS_CACHE_ONLY]
     else:
         jobs = 1
     env_backend = os.environ.pop("MPLBACKEND", None)  # Agg would hide the figures (set once: threads)

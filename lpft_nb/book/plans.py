@@ -8,6 +8,8 @@ what a cluster precomputes is exactly what the pages then load from the cache.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,8 +28,9 @@ from ..analysis.kernels import (
 from ..analysis.lora import rank_sweep_requests
 from ..analysis.lp_causes import check_lp_cause_parameters
 from ..config import PAPER_HPARAMS, RunConfig, lp_label
+from ..data.tasks import load_task
 from ..runs.grid import Study
-from ..runs.run import get_run, is_cached
+from ..runs.run import get_run, run_entry_path
 from .params import BOOK_DIR, check_profile, page_parameters
 
 # Page parameters that are run settings shared by every run of a page (when the page has them).
@@ -262,18 +265,45 @@ class Task:
         rank = f" r = {c.lora_r}" if "lora" in c.setting else ""
         return f"kernel {c.dataset} {setting_label(c)} {c.params}{rank} n = {c.n}"
 
+    def data(self):
+        """The task's data as its run or kernel loads it (read once per process for each configuration)."""
+        v = self.values
+        if self.kind == "run":
+            caps = (v["max_train"], v["max_eval"], v["max_per_class"], v["subset_seed"])
+        else:  # a kernel loads its dataset capped at max_train only
+            caps = (v["max_train"], None, None, 0)
+        return _loaded_task(v["dataset"], v["data_dir"], *caps)
+
+    def path(self) -> Path:
+        """Where the cache holds (or would hold) the result."""
+        c = self.config()
+        return run_entry_path(c, self.data()) if self.kind == "run" else kernel_path(c, self.data())
+
     def cached(self) -> bool:
         """Whether the cache holds the result (False when its key cannot be computed, e.g. missing data:
         the job then reports why)."""
-        c = self.config()
         try:
-            return is_cached(c) if self.kind == "run" else kernel_path(c).is_file()
+            if self.kind == "run":  # a complete entry, as `runs.run.is_cached` reads it
+                return bool(json.loads((self.path() / "meta.json").read_text()).get("complete"))
+            return self.path().is_file()
         except Exception:
             return False
 
     def execute(self) -> None:
         c = self.config()
         get_run(c, progress=False) if self.kind == "run" else get_kernels(c)
+
+
+@functools.cache
+def _loaded_task(dataset, data_dir, max_train, max_eval, max_per_class, subset_seed):
+    return load_task(
+        dataset,
+        data_dir,
+        max_train=max_train,
+        max_eval=max_eval,
+        max_per_class=max_per_class,
+        subset_seed=subset_seed,
+    )
 
 
 def _frozen(values: dict) -> tuple:
