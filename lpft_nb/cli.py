@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import ConfigError, RunConfig, load_yaml_mapping, parse_assignment
 from .data.tasks import DataError
 from .device import DeviceError
-from .model.classifier import ModelNotFoundError
+from .model.hub import ModelNotFoundError
 from .model.train import TrainingDiverged
 
 USER_ERRORS = (

@@ -82,7 +82,8 @@ def prepare(folder: Path, profile: str = "default") -> None:
     """Models and the CPU reference into `folder` (run where the embedded MiniLM is installed)."""
     import torch
 
-    from .model.classifier import embedded_model_path, load_encoder, load_tokenizer
+    from .model.classifier import load_encoder, load_tokenizer
+    from .model.hub import embedded_model_path
 
     folder.mkdir(parents=True, exist_ok=True)
     minilm = folder / "minilm-fp16"

@@ -131,7 +131,7 @@ def sweep(profile: str, pages: list[str] | None, options: SweepOptions) -> int:
     """The `sweep` command. Returns an exit code (1 when a task failed)."""
     from .book.build import selected_pages
     from .data.download import ensure_book_data
-    from .model.classifier import resolve_model_path
+    from .model.hub import resolve_model_path
 
     check_profile_name(profile)
     pages = selected_pages(pages)

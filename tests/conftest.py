@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lpft_nb.config import REPO_ROOT, default_data_dir
-from lpft_nb.model.classifier import build_tiny_model
+from lpft_nb.model.hub import build_tiny_model
 
 torch.set_num_threads(2)
 

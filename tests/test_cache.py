@@ -12,7 +12,7 @@ from lpft_nb.analysis.linearization import linearization_check
 from lpft_nb.config import RunConfig
 from lpft_nb.model import train
 from lpft_nb.runs import cache
-from lpft_nb.runs.run import get_run
+from lpft_nb.runs.run import get_run, run_code_key
 
 
 def test_code_key_follows_the_source_and_names(monkeypatch):
@@ -22,6 +22,14 @@ def test_code_key_follows_the_source_and_names(monkeypatch):
     real = cache.source_text
     monkeypatch.setattr(cache, "source_text", lambda obj: real(obj) + ("# edit" if obj is train else ""))
     assert cache.code_key(train, kernels.get_kernels) != key
+
+
+def test_a_module_and_its_name_give_the_same_code_key():
+    assert cache.code_key("lpft_nb.model.train", kernels.get_kernels) == cache.code_key(
+        train, kernels.get_kernels
+    )
+    with pytest.raises(ModuleNotFoundError):
+        cache.code_key("lpft_nb.no_such_module")
 
 
 def test_memoize_computes_once_and_recomputes_bad_files(tmp_path):
@@ -56,11 +64,25 @@ def test_an_interrupted_memo_leaves_nothing(tmp_path):
 
 @pytest.fixture()
 def edit(monkeypatch):
-    """edit(obj): from now on the source of `obj` (a module or function) reads as edited."""
+    """edit(obj): from now on the source of `obj` (a module, given as itself or by its name, or a function)
+    reads as edited, as it would after an edit and a restart (the process's code keys are recomputed)."""
     edited = []
     real = cache.source_text
-    monkeypatch.setattr(cache, "source_text", lambda obj: real(obj) + ("\n# edited" if obj in edited else ""))
-    return edited.append
+
+    def source_text(obj):
+        name = obj if isinstance(obj, str) else None
+        hit = any(obj is e or (name is not None and getattr(e, "__name__", None) == name) for e in edited)
+        return real(obj) + ("\n# edited" if hit else "")
+
+    def add(obj):
+        edited.append(obj)
+        run_code_key.cache_clear()
+        kernels.kernel_code_key.cache_clear()
+
+    monkeypatch.setattr(cache, "source_text", source_text)
+    yield add
+    run_code_key.cache_clear()
+    kernels.kernel_code_key.cache_clear()
 
 
 def test_every_memo_recomputes_after_an_edit_of_its_code_and_only_then(tiny_run, edit):

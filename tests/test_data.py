@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -108,3 +109,27 @@ def test_malformed_tsv_names_file_and_line(tmp_path):
     path.write_text('Text\tLabel\n"multi\nline"\t0\n\t1\nok\t2\n')
     split = read_boss_tsv(path)
     assert split.texts == ["multi\nline", "ok"] and split.dropped_empty == 1
+
+
+def test_a_data_file_is_parsed_once_per_process_until_it_changes(tmp_path, data_dir, monkeypatch):
+    from lpft_nb.data import tasks
+
+    shutil.copytree(data_dir / "superglue" / "CB", tmp_path / "superglue" / "CB")
+    parsed = []
+    real = tasks.read_superglue
+    monkeypatch.setattr(tasks, "read_superglue", lambda path, *a: parsed.append(path.name) or real(path, *a))
+    first, second = load_task("cb", tmp_path), load_task("cb", tmp_path)
+    assert sorted(parsed) == ["train.jsonl", "val.jsonl"]  # each file once, not once per call
+    assert first.test.texts == second.test.texts and first.test is not second.test
+    first.test.labels[0] = (first.test.labels[0] + 1) % 3  # no caller can change another's data
+    first.test.texts[0] = "changed"
+    assert load_task("cb", tmp_path).test.labels[0] == second.test.labels[0] != first.test.labels[0]
+    assert load_task("cb", tmp_path).test.texts[0] == second.test.texts[0] != "changed"
+    before = first.fingerprint()
+    val = tmp_path / "superglue" / "CB" / "val.jsonl"
+    row = json.loads(val.read_text().splitlines()[0])
+    with val.open("a") as fh:  # an edit on disk is seen at once
+        fh.write(json.dumps({**row, "idx": 10_000}) + "\n")
+    edited = load_task("cb", tmp_path)
+    assert len(edited.test) == len(first.test) + 1 and parsed.count("val.jsonl") == 2
+    assert edited.fingerprint() != before

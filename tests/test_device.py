@@ -7,7 +7,7 @@ import torch
 from lpft_nb.cli import main
 from lpft_nb.config import ConfigError, RunConfig
 from lpft_nb.device import DeviceError, autocast, resolve_device
-from lpft_nb.model import classifier
+from lpft_nb.model import hub
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -68,9 +68,9 @@ def test_a_missing_hub_model_is_downloaded_on_first_use(monkeypatch, tmp_path):
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot_download)
-    assert classifier.resolve_model_path("org/m") == str(folder)
+    assert hub.resolve_model_path("org/m") == str(folder)
     assert calls == [True, False]
-    assert classifier.model_revision("org/m") == "abc123"
+    assert hub.model_revision("org/m") == "abc123"
 
 
 def test_offline_the_missing_model_is_one_clear_line(monkeypatch):
@@ -79,11 +79,11 @@ def test_offline_the_missing_model_is_one_clear_line(monkeypatch):
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr("huggingface_hub.snapshot_download", unreachable)
-    with pytest.raises(classifier.ModelNotFoundError, match="the Hub cannot be reached"):
-        classifier.resolve_model_path("org/absent")
+    with pytest.raises(hub.ModelNotFoundError, match="the Hub cannot be reached"):
+        hub.resolve_model_path("org/absent")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(classifier.ModelNotFoundError, match="HF_HUB_OFFLINE is set"):
-        classifier.resolve_model_path("org/absent")
+    with pytest.raises(hub.ModelNotFoundError, match="HF_HUB_OFFLINE is set"):
+        hub.resolve_model_path("org/absent")
 
 
 @cuda

@@ -72,12 +72,17 @@ def test_fisher_ratio_degenerate_inputs():
     )  # one class: no between-class scatter
 
 
-def test_corollary_4_3_features_orthogonal_to_the_training_span_do_not_move_under_gd():
+def test_corollary_4_3_features_orthogonal_to_the_training_span_do_not_move_under_gd(tmp_path):
     from lpft_nb.analysis.span import span_experiment
 
-    gd = span_experiment(optimizer="gd", steps=100)
+    gd = span_experiment(optimizer="gd", steps=100, cache_dir=str(tmp_path))
     assert gd.final_train_loss < gd.initial_train_loss  # it did learn
     assert gd.in_span_change.min() > 1e-3
     assert gd.orthogonal_change.max() < 1e-12
-    adam = span_experiment(optimizer="adam", steps=100)
+    adam = span_experiment(optimizer="adam", steps=100, cache_dir=str(tmp_path))
     assert adam.orthogonal_change.max() > 1e-3  # Adam's coordinate-wise scaling leaves the span
+    # memoised in the cache: one file per optimizer, read back to the same arrays
+    assert len(list((tmp_path / "memo").glob("span-*.json"))) == 2
+    again = span_experiment(optimizer="gd", steps=100, cache_dir=str(tmp_path))
+    np.testing.assert_array_equal(again.orthogonal_change, gd.orthogonal_change)
+    assert again.final_train_loss == gd.final_train_loss

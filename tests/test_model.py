@@ -2,12 +2,11 @@ import torch
 
 from lpft_nb.model.classifier import (
     HEAD_INIT_STD,
-    ModelNotFoundError,
     build_classifier,
     load_tokenizer,
-    resolve_model_path,
     trainable_parameter_names,
 )
+from lpft_nb.model.hub import ModelNotFoundError, resolve_model_path
 
 
 def _batch(tiny_model):

@@ -2,14 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from lpft_nb.analysis.ntk import (
-    compute_kernels,
-    flat,
-    ft_ratio,
-    full_ntk_reference,
-    kernel_regression,
-    residuals,
-)
+from lpft_nb.analysis.kernel_stats import flat, ft_ratio, kernel_regression, residuals
+from lpft_nb.analysis.ntk import compute_kernels, full_ntk_reference
 from lpft_nb.data.tasks import load_task
 from lpft_nb.model.classifier import build_classifier, load_tokenizer
 from lpft_nb.model.train import encode
@@ -155,11 +149,13 @@ def test_query_value_subset_equals_the_sum_of_those_parameters_kernels(tiny_mode
     np.testing.assert_allclose(qv.reshape(12, 12), (J @ J.T).numpy(), rtol=1e-10)
 
 
-def test_peft_lora_a_init_has_the_kaiming_uniform_variance(tiny_model):
+def test_peft_lora_a_init_has_the_kaiming_uniform_variance(tiny_model, tmp_path):
     from lpft_nb.analysis.lora import lora_init_variance
 
-    v = lora_init_variance(tiny_model, r=8)
+    v = lora_init_variance(tiny_model, r=8, cache_dir=str(tmp_path))
     assert v["d_in"] == 32 and v["empirical"] == pytest.approx(v["theory"], rel=0.15)
+    assert [p.name.split("-")[:2] for p in (tmp_path / "memo").iterdir()] == [["lora", "init"]]
+    assert lora_init_variance(tiny_model, r=8, cache_dir=str(tmp_path)) == v  # read back from the memo
 
 
 def test_float32_rows_give_the_float64_kernel_to_float32_precision(tiny_model, tiny_data):

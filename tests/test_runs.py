@@ -142,3 +142,22 @@ def test_every_run_records_the_random_head_it_started_from(tiny_run):
     )
     assert lp.metrics["head_norm_init"] == pytest.approx(lp.metrics["lp"]["weight_norm"], rel=1e-6)
     assert lp.metrics["head_norm_init"] != pytest.approx(lp.metrics["head_norm_random"], rel=1e-3)
+
+
+def test_a_cached_run_is_served_without_importing_torch(tiny_run):
+    import subprocess
+    import sys
+
+    cfg = RunConfig.from_dict({**tiny_run, "method": "lp"})
+    get_run(cfg, progress=False)
+    code = (
+        "import json, sys\n"
+        "import lpft_nb as lp\n"
+        f"run = lp.get_run(lp.RunConfig.from_dict(json.loads({json.dumps(json.dumps(cfg.to_dict()))})))\n"
+        "assert run.cache_hit and run.arrays['logits_test'].shape[1] == 3\n"
+        "for name in ('page_plan', 'plots', 'tables', 'claims', 'ntk_claims', 'kernels', 'lora', 'span'):\n"
+        "    getattr(lp, name)\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'peft') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr  # a warm page starts without them (seconds each)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..config import LpC
 from ..model.head_mechanism import softmax
@@ -106,6 +105,8 @@ def fit_temperature_adam(
 
 def fit_temperature_lbfgs(logits: np.ndarray, labels: np.ndarray) -> TemperatureFit:
     """Cross-check: minimise the NLL over log T with L-BFGS (strong Wolfe line search)."""
+    import torch
+
     z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
@@ -137,6 +138,8 @@ class VectorScaling:
 
 def fit_vector_scaling(logits: np.ndarray, labels: np.ndarray, l2: float = 1e-3) -> VectorScaling:
     """Fit w (init 1) and c (init 0) by L-BFGS on the NLL plus a small L2 pull of (w, c) towards (1, 0)."""
+    import torch
+
     z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     w = torch.ones(z.shape[1], dtype=torch.float64, requires_grad=True)

@@ -7,8 +7,8 @@ their subset indices, keyed by every setting and by the `code_key` of the code i
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import importlib
 import json
 import time
 from collections.abc import Sequence
@@ -21,25 +21,12 @@ from tqdm import tqdm
 from ..config import DEFAULT_MODEL, LpC, lp_label, resolve_cache_dir
 from ..data.tasks import load_task
 from ..device import check_device_name, environment, gpu_memory_gib, resolve_device
-from ..model.classifier import build_classifier, load_tokenizer
-from ..model.probe import fit_linear_probe
-from ..model.train import encode, predict
 from ..paper import METHOD_LABELS
 from ..resources import peak_rss_gib
 from ..runs.cache import code_key, memoize
 from ..runs.run import RUN_MODULES, model_fingerprint
-from . import ntk
-from .ntk import (
-    EMBEDDING_MODES,
-    PARAM_SUBSETS,
-    KernelParts,
-    compute_kernels,
-    flat,
-    ft_ratio,
-    kernel_regression,
-    numerical_rank,
-    residuals,
-)
+from .kernel_parts import EMBEDDING_MODES, PARAM_SUBSETS, KernelParts
+from .kernel_stats import flat, ft_ratio, kernel_regression, numerical_rank, residuals
 
 SETTINGS = ("ft", "lp_ft", "lora", "lp_lora")
 # The authors' NTK script runs LoRA with its argument defaults r = 8, α = 16 (training used α = 8).
@@ -96,12 +83,15 @@ class KernelSpec:
         return ident
 
 
+@functools.cache
 def kernel_code_key() -> str:
-    """`code_key` of everything a kernel depends on: the run modules, `analysis.ntk`, and the functions here
-    that build the model and the subsets (statistics and plots can change without recomputing kernels)."""
+    """`code_key` of everything a kernel depends on: the run modules, `analysis.ntk` and `kernel_parts`,
+    and the functions here that build the model and the subsets (statistics and plots can change without
+    recomputing kernels). Modules are read from their files, not imported; once per process."""
     return code_key(
-        *(importlib.import_module(name) for name in RUN_MODULES),
-        ntk,
+        *RUN_MODULES,
+        "lpft_nb.analysis.ntk",
+        "lpft_nb.analysis.kernel_parts",
         KernelSpec,
         _subsets,
         build_setting_model,
@@ -123,6 +113,10 @@ def _subsets(n_train: int, n_eval: int, n: int, seed: int) -> tuple[np.ndarray, 
 
 def build_setting_model(spec: KernelSpec, task, tokenizer):
     """The model at the start of the FT stage: random head (ft, lora) or LP head (lp_ft, lp_lora)."""
+    from ..model.classifier import build_classifier
+    from ..model.probe import fit_linear_probe
+    from ..model.train import encode, predict
+
     model = build_classifier(
         spec.model,
         task.num_classes,
@@ -148,6 +142,9 @@ def build_setting_model(spec: KernelSpec, task, tokenizer):
 
 def _setting_inputs(spec: KernelSpec, task):
     """The model at the start of the FT stage and the encoded training and test splits."""
+    from ..model.classifier import load_tokenizer
+    from ..model.train import encode
+
     tokenizer = load_tokenizer(spec.model, spec.cache_dir)
     model = build_setting_model(spec, task, tokenizer)
     return (
@@ -244,10 +241,6 @@ def get_kernels(
     the cache key.
     """
     spec.validate()
-    device = resolve_device(spec.device)  # a device this machine lacks is one line before any work
-    free = gpu_memory_gib(device)
-    if free is not None:
-        memory_gib = min(memory_gib, 0.5 * free["free_gib"])
     task = load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
     path = kernel_path(spec, task)
     z, hit = memoize(
@@ -295,7 +288,12 @@ KERNEL_FIELDS = (
 
 def _compute(spec: KernelSpec, task, progress: bool, memory_gib: float) -> dict:
     """The kernels of `spec` as the arrays stored in the cache (`KERNEL_FIELDS`)."""
+    from .ntk import compute_kernels
+
     start = time.perf_counter()
+    free = gpu_memory_gib(resolve_device(spec.device))  # a device this machine lacks: one line, no work
+    if free is not None:
+        memory_gib = min(memory_gib, 0.5 * free["free_gib"])
     model, enc_train, enc_test = _setting_inputs(spec, task)
     device = next(model.parameters()).device
     train_idx, eval_idx = _subsets(len(enc_train), len(enc_test), spec.n, spec.seed)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import torch
 
 from ..config import LpC, resolve_cache_dir
 from ..data.tasks import load_task
 from ..runs.cache import code_key, memoize
+from .kernel_stats import residuals
 from .kernels import KernelResult, KernelSpec, _setting_inputs
-from .ntk import residuals
 
 
 def linearization_check(spec: KernelSpec, result: KernelResult, target_change: float = 0.05) -> dict:
@@ -40,6 +39,8 @@ def linearization_check(spec: KernelSpec, result: KernelResult, target_change: f
 
 
 def _linearization_step(spec: KernelSpec, result: KernelResult, target_change: float) -> dict:
+    import torch
+
     model, enc_train, enc_test = _setting_inputs(
         spec, load_task(spec.dataset, spec.data_dir, max_train=spec.max_train)
     )

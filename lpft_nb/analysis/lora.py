@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.metadata import version
 
 import numpy as np
-import torch
 
 from ..config import DEFAULT_MODEL
-from ..model.classifier import build_classifier
 from ..runs.grid import Study
+from ..runs.run import model_fingerprint
 from .features import feature_stats
 from .kernels import KernelResult, KernelSpec
+from .run_memo import cache_memo
 
 
 def lora_init_variance(model: str = DEFAULT_MODEL, r: int = 8, cache_dir: str | None = None) -> dict:
     """Variance of peft's LoRA A initialisation: theory (kaiming-uniform, a = √5: U(±1/√d_in), var 1/(3 d_in))
-    and the empirical variance of the A matrices of a freshly built model."""
+    and the empirical variance of the A matrices of a freshly built model. Memoised in the cache's ``memo/``
+    folder, keyed by the model's files, the peft version and the code that builds the model."""
+    arguments = {"model": model_fingerprint(model, cache_dir), "r": r, "peft": version("peft")}
+    sources = (_measure_init_variance, "lpft_nb.model.classifier")
+    return cache_memo(
+        "lora-init", arguments, sources, lambda: _measure_init_variance(model, r, cache_dir), cache_dir
+    )
+
+
+def _measure_init_variance(model: str, r: int, cache_dir: str | None) -> dict:
+    import torch
+
+    from ..model.classifier import build_classifier
+
     m = build_classifier(model, 3, seed=0, lora=True, lora_r=r, lora_alpha=r, cache_dir=cache_dir)
     a = torch.cat([p.detach().reshape(-1) for n, p in m.named_parameters() if "lora_A" in n])
     d_in = m.encoder.config.hidden_size

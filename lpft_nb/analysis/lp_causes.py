@@ -17,8 +17,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..model import probe
-from ..model.probe import fit_linear_probe
 from .features import mean_pairwise_cosine
 from .run_memo import jsonable, run_memo
 
@@ -57,6 +55,8 @@ def shrink_to_cosine(features: np.ndarray, target: float) -> tuple[np.ndarray, f
 
 
 def _fit(features, labels, num_classes: int, seed: int) -> dict:
+    from ..model.probe import fit_linear_probe
+
     probe = fit_linear_probe(features, labels, num_classes, C="cv", seed=seed)
     return {"C": float(probe.C), "head_norm": float(probe.weight_norm)}
 
@@ -155,7 +155,9 @@ def _lp_cause_experiment(run, targets, sizes, seeds) -> dict[str, list[dict]]:
 def lp_regularization_path(run, Cs: Sequence[float]) -> dict:
     """`model.probe.lp_regularization_path` (LP refitted at each C on the run's pre-trained training
     features), memoised beside the run (`run_memo`)."""
-    sources = (probe,)  # the module that fits: an edit to it refits
+    from ..model import probe
+
+    sources = ("lpft_nb.model.probe",)  # the module that fits: an edit to it refits
     return run_memo(
         run,
         "lp-regularization-path",

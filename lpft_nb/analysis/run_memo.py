@@ -1,9 +1,10 @@
-"""Analyses of one training run, memoised beside it: in memory, and on disk in the run's cache folder.
+"""Analyses memoised in memory and on disk: those of one training run beside it, in the run's cache folder
+(`run_memo`), and those of no run in the cache's ``memo/`` folder (`cache_memo`).
 
-A warm rebuild then reads each page's statistics instead of recomputing them from the run's arrays. The
-file name carries the analysis's name, a hash of its arguments and the `code_key` of the code that computes
-it, so a changed argument or an edit to that code recomputes it; a run that has no folder (a test's fake
-run) is computed every time.
+A warm rebuild then reads each page's statistics instead of recomputing them. The file name carries the
+analysis's name, a hash of its arguments and the `code_key` of the code that computes it, so a changed
+argument or an edit to that code recomputes it; a run that has no folder (a test's fake run) is computed
+every time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..config import resolve_cache_dir
 from ..runs.cache import code_key, memoize
 
 _IN_MEMORY: dict[str, dict] = {}
@@ -27,6 +29,24 @@ def run_memo(
     folder = Path(getattr(run, "path", "") or "")
     if not folder.is_dir():
         return compute()
+    return _memo(folder, name, arguments, sources, compute, suffix)
+
+
+def cache_memo(
+    name: str,
+    arguments: dict,
+    sources: tuple,
+    compute: Callable[[], dict],
+    cache_dir: str | None = None,
+    suffix: str = ".json",
+):
+    """`run_memo` for an analysis of no run: stored under ``<cache>/memo/``."""
+    folder = resolve_cache_dir(cache_dir) / "memo"
+    folder.mkdir(parents=True, exist_ok=True)
+    return _memo(folder, name, arguments, sources, compute, suffix)
+
+
+def _memo(folder: Path, name: str, arguments: dict, sources: tuple, compute: Callable[[], dict], suffix: str):
     digest = hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:12]
     path = folder / f"{name}-{digest}-{code_key(*sources)}{suffix}"
     if str(path) not in _IN_MEMORY:

@@ -7,10 +7,11 @@ NTK limit. Adam rescales each coordinate of the update and breaks this (shown fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
+
+from .run_memo import cache_memo
 
 
 @dataclass
@@ -35,15 +36,52 @@ def span_experiment(
     optimizer: str = "gd",
     n_test: int = 16,
     seed: int = 0,
+    cache_dir: str | None = None,
 ) -> SpanExperiment:
     """Train f = V B x + b with cross-entropy on `n_train` < d random inputs; measure feature changes.
 
     Computed in float64. `optimizer` is "gd" (full-batch gradient descent, the corollary's setting) or "adam".
+    Memoised in the cache's ``memo/`` folder (`cache_dir`, else the default cache).
     """
     if n_train >= d:
         raise ValueError("need n_train < d so that the training inputs leave an orthogonal complement")
     if optimizer not in ("gd", "adam"):
         raise ValueError(f"optimizer must be 'gd' or 'adam', got {optimizer!r}")
+    arguments = {
+        "n_train": n_train,
+        "d": d,
+        "h": h,
+        "num_classes": num_classes,
+        "steps": steps,
+        "lr": lr,
+        "optimizer": optimizer,
+        "n_test": n_test,
+        "seed": seed,
+    }
+    stored = cache_memo(
+        "span", arguments, (SpanExperiment, _train), lambda: _as_json(_train(**arguments)), cache_dir
+    )
+    return SpanExperiment(**{k: np.asarray(v) if isinstance(v, list) else v for k, v in stored.items()})
+
+
+def _as_json(result: SpanExperiment) -> dict:
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(result).items()}
+
+
+def _train(
+    n_train: int,
+    d: int,
+    h: int,
+    num_classes: int,
+    steps: int,
+    lr: float,
+    optimizer: str,
+    n_test: int,
+    seed: int,
+) -> SpanExperiment:
+    """The experiment itself (`span_experiment` memoises it)."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n_train, d, generator=g, dtype=torch.float64)
     y = torch.arange(n_train) % num_classes

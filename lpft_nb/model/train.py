@@ -200,22 +200,3 @@ def fine_tune(
     model.eval()
     history["best_epoch"] = best_epoch
     return history
-
-
-def epoch_summary(history: dict):
-    """Per epoch of a fine-tuning history: mean training accuracy of its batches, ‖V‖_F at its end, val acc
-    (a DataFrame, one row per epoch)."""
-    import pandas as pd
-
-    epochs = np.ceil(np.asarray(history["epoch_float"]) - 1e-9).astype(int)
-    acc = pd.Series(history["train_accuracy"]).groupby(epochs).mean()
-    loss = pd.Series(history["loss"]).groupby(epochs).mean()
-    return pd.DataFrame(
-        {
-            "epoch": history["epoch"],
-            "train_accuracy": acc.values,
-            "train_loss": loss.values,
-            "head_norm": history["epoch_head_norm"],
-            "val_accuracy": history["val_accuracy"],
-        }
-    )

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..analysis.calibration import calibration_values, run_calibration_ci
 from ..analysis.features import feature_stats
-from ..analysis.ntk import normalised_spectrum
+from ..analysis.kernel_stats import normalised_spectrum
 from ..config import LpC, lp_label
 from ..data.tasks import OOD_SETS
 from ..paper import (

@@ -10,15 +10,15 @@ import numpy as np
 
 from ..analysis.calibration import calibration_values, reliability_bins, run_calibration, run_calibration_ci
 from ..analysis.features import feature_stats, run_tsne
-from ..analysis.ntk import block_nuclear_norms, normalised_spectrum
+from ..analysis.kernel_stats import block_nuclear_norms, normalised_spectrum
 from ..config import LP_HEAD_METHODS, LpC, lp_label
 from ..data.tasks import OOD_SETS, class_names
 from ..model.head_mechanism import softmax
-from ..model.train import epoch_summary
 from ..paper import METHOD_LABELS, TABLE1, TABLE10_BOSS, TABLE13_HEAD_NORM, TABLE14_CALIBRATION
 from ..runs.grid import Study
 from .claims import summary_table
 from .style import METHOD_COLORS, apply_style, class_color
+from .tables import epoch_summary
 
 COLORS = METHOD_COLORS
 apply_style()

@@ -507,3 +507,20 @@ def span_table(experiments: list[SpanExperiment]):
         for e in experiments
     ]
     return pd.DataFrame(rows).set_index("optimizer")
+
+
+def epoch_summary(history: dict):
+    """Per epoch of a fine-tuning history: mean training accuracy of its batches, ‖V‖_F at its end, val acc
+    (a DataFrame, one row per epoch)."""
+    epochs = np.ceil(np.asarray(history["epoch_float"]) - 1e-9).astype(int)
+    acc = pd.Series(history["train_accuracy"]).groupby(epochs).mean()
+    loss = pd.Series(history["loss"]).groupby(epochs).mean()
+    return pd.DataFrame(
+        {
+            "epoch": history["epoch"],
+            "train_accuracy": acc.values,
+            "train_loss": loss.values,
+            "head_norm": history["epoch_head_norm"],
+            "val_accuracy": history["val_accuracy"],
+        }
+    )

@@ -16,6 +16,7 @@ Training runs are whole folders (metrics, history, arrays) and keep their own en
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import inspect
 import json
 import os
@@ -31,19 +32,28 @@ from ..config import ConfigError
 
 
 def source_text(obj: Any) -> str:
-    """The source of a module (its file) or of a function or class (`inspect.getsource`)."""
+    """The source of a module (its file; given as the module or as its dotted name, which is then read
+    without importing it) or of a function or class (`inspect.getsource`)."""
+    if isinstance(obj, str):
+        spec = importlib.util.find_spec(obj)
+        if spec is None or not spec.origin:
+            raise ModuleNotFoundError(f"no module named {obj!r}")
+        return Path(spec.origin).read_text(encoding="utf-8")
     if isinstance(obj, types.ModuleType):
         return Path(obj.__file__).read_text(encoding="utf-8")
     return inspect.getsource(obj)
 
 
 def code_key(*sources: Any) -> str:
-    """16 hex digits of sha256 over the qualified names and source texts of `sources` (modules,
-    functions, classes), in the order given."""
+    """16 hex digits of sha256 over the qualified names and source texts of `sources` (modules, or their
+    dotted names, functions, classes), in the order given; a module and its name give the same key."""
     h = hashlib.sha256()
     for obj in sources:
-        name = getattr(obj, "__qualname__", None) or obj.__name__
-        h.update(f"{getattr(obj, '__module__', '') or ''}.{name}\n".encode())
+        if isinstance(obj, str):
+            h.update(f".{obj}\n".encode())
+        else:
+            name = getattr(obj, "__qualname__", None) or obj.__name__
+            h.update(f"{getattr(obj, '__module__', '') or ''}.{name}\n".encode())
         h.update(source_text(obj).encode())
     return h.hexdigest()[:16]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import LP_HEAD_METHODS, LpC, RunConfig, lp_label
-from ..model.classifier import resolve_model_path
+from ..model.hub import resolve_model_path
 from .run import RunResult, get_run
 
 

@@ -8,8 +8,8 @@ leaves no entry; an entry whose files do not load is deleted and recomputed, nev
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -21,22 +21,19 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import torch
-from sklearn.metrics import f1_score
 
 from ..config import RunConfig
 from ..data.files import unpinned_files
 from ..data.tasks import DataError, TaskData, load_task
 from ..device import environment, resolve_device
-from ..model.classifier import build_classifier, load_tokenizer, model_revision, resolve_model_path
-from ..model.probe import fit_linear_probe, probe_iteration_path
-from ..model.train import encode, fine_tune, predict
+from ..model.hub import model_revision, resolve_model_path
 from .cache import code_key, ensure_writable
 
 CACHE_FORMAT = 1
-# The modules a training run executes (this one and every package module it imports, transitively; a test
-# checks that the list is complete). Their source is part of every run's key; editing any other module
-# (plots, pages, claim rules) does not invalidate training runs.
+# The modules a training run executes (this one and every package module it imports, transitively, at the
+# top or inside a function; a test checks that the list is complete). Their source is part of every run's
+# key; editing any other module (plots, pages, claim rules) does not invalidate training runs. Torch,
+# transformers and scikit-learn are imported inside `execute_run`: serving a run from the cache needs none.
 RUN_MODULES = (
     "lpft_nb.atomic",
     "lpft_nb.config",
@@ -45,6 +42,7 @@ RUN_MODULES = (
     "lpft_nb.device",
     "lpft_nb.model.classifier",
     "lpft_nb.model.head_mechanism",
+    "lpft_nb.model.hub",
     "lpft_nb.model.probe",
     "lpft_nb.model.train",
     "lpft_nb.runs.cache",
@@ -79,9 +77,11 @@ ARRAY_FIELDS = (
 FEATURE_SPLITS = ("test",)  # plus every OOD set: features before/after training are stored for these
 
 
+@functools.cache
 def run_code_key() -> str:
-    """`code_key` of the modules a run executes (`RUN_MODULES`)."""
-    return code_key(*(importlib.import_module(name) for name in RUN_MODULES))
+    """`code_key` of the modules a run executes (`RUN_MODULES`), read from their files without importing
+    them; once per process (the code a process runs is the code it imported)."""
+    return code_key(*RUN_MODULES)
 
 
 def model_fingerprint(model_name: str, cache_dir: str | None) -> str:
@@ -163,6 +163,8 @@ class RunResult:
 
 
 def _split_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
+    from sklearn.metrics import f1_score
+
     pred = logits.argmax(1)
     return {
         "accuracy": float(np.mean(pred == labels)),
@@ -175,6 +177,12 @@ def execute_run(
     cfg: RunConfig, data: TaskData | None = None, progress: bool = True
 ) -> tuple[dict, dict, dict]:
     """Train and evaluate one run on its device. Returns (metrics, history, arrays); no caching here."""
+    import torch
+
+    from ..model.classifier import build_classifier, load_tokenizer
+    from ..model.probe import fit_linear_probe, probe_iteration_path
+    from ..model.train import encode, fine_tune, predict
+
     start = time.perf_counter()
     device = resolve_device(cfg.device)
     data = data if data is not None else _load_data(cfg)
@@ -344,8 +352,8 @@ def is_cached(cfg: RunConfig) -> bool:
 
 
 def get_run(cfg: RunConfig, progress: bool = True, refresh: bool = False) -> RunResult:
-    """The run for `cfg`: from the cache when an entry with the same key exists, else trained now."""
-    resolve_device(cfg.device)  # a device this machine lacks is one line before any work
+    """The run for `cfg`: from the cache when an entry with the same key exists, else trained now (a device
+    this machine lacks is then one line before any work; a cached run is served on any machine)."""
     data = _load_data(cfg)
     _check_classes(cfg, data)
     key = run_key(cfg, data)
