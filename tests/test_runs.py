@@ -112,11 +112,12 @@ def test_head_scale_multiplies_the_starting_head(tiny_run):
     assert scaled.metrics["head_norm_init"] == pytest.approx(10 * base.metrics["head_norm_init"], rel=1e-5)
 
 
-def test_the_cache_key_covers_every_module_a_run_imports():
+def _package_imports(root: str) -> set[str]:
+    """`root` and every package module it imports, transitively (top-level and function-level imports)."""
     import ast
     import importlib
 
-    seen, todo = set(), ["lpft_nb.runs.run"]
+    seen, todo = set(), [root]
     while todo:
         name = todo.pop()
         if name in seen:
@@ -130,7 +131,28 @@ def test_the_cache_key_covers_every_module_a_run_imports():
                 target = ".".join(base + ([node.module] if node.module else []))
                 # `from . import x` names the module x; `from .x import y` names x
                 todo += [f"{target}.{a.name}" for a in node.names] if node.module is None else [target]
+    return seen
+
+
+def test_the_cache_key_covers_every_module_a_run_imports():
+    seen = _package_imports("lpft_nb.runs.run")
     assert seen <= set(runs.RUN_MODULES), f"add {sorted(seen - set(runs.RUN_MODULES))} to RUN_MODULES"
+
+
+def test_the_kernel_key_covers_every_module_the_ntk_imports(monkeypatch):
+    from lpft_nb.analysis import kernels
+    from lpft_nb.runs import cache
+
+    seen = _package_imports("lpft_nb.analysis.ntk")
+    keyed = {*runs.RUN_MODULES, "lpft_nb.analysis.ntk", "lpft_nb.analysis.kernel_parts"}
+    assert seen <= keyed, f"add {sorted(seen - keyed)} to kernel_code_key"
+    before = kernels.kernel_code_key()
+    real = cache.source_text
+    for name in sorted(seen):  # an edit to any of them changes the key
+        monkeypatch.setattr(cache, "source_text", lambda obj, n=name: real(obj) + ("#" if obj == n else ""))
+        kernels.kernel_code_key.cache_clear()
+        assert kernels.kernel_code_key() != before, name
+    kernels.kernel_code_key.cache_clear()
 
 
 def test_every_run_records_the_random_head_it_started_from(tiny_run):

@@ -212,7 +212,9 @@ class KernelResult:
 
 def statistics_path(kernel_file: Path, which: str) -> Path:
     """The memo of one kernel file's statistics of `which`, keyed by the code that computes them too."""
-    key = code_key(KernelResult.blocks, KernelResult._compute_statistics, numerical_rank, kernel_regression)
+    key = code_key(
+        KernelResult.blocks, KernelResult._compute_statistics, flat, numerical_rank, kernel_regression
+    )
     return kernel_file.parent.parent / "kernel-statistics" / f"{kernel_file.stem}-{which}-{key}.json"
 
 

@@ -21,7 +21,7 @@ def linearization_check(spec: KernelSpec, result: KernelResult, target_change: f
     Returns {"predicted": (n_eval, C), "measured": (n_eval, C), "lr": η, "relative_error": ‖m − p‖/‖p‖};
     cached under ``<cache>/linearization/`` by the kernel's name (``ntk/`` holds kernels only).
     """
-    code = code_key(_linearization_step)
+    code = code_key(_linearization_step, residuals)
     folder = resolve_cache_dir(spec.cache_dir) / "linearization"
     folder.mkdir(parents=True, exist_ok=True)
     cached = folder / f"{result.path.stem}-step{target_change:g}-{code}.npz"
