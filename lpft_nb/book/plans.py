@@ -34,7 +34,15 @@ from ..runs.run import get_run, run_entry_path
 from .params import BOOK_DIR, check_profile, page_parameters
 
 # Page parameters that are run settings shared by every run of a page (when the page has them).
-RUN_SETTING_PARAMETERS = ("model", "epochs", "max_train", "max_eval", "max_per_class", "max_length")
+RUN_SETTING_PARAMETERS = (
+    "model",
+    "epochs",
+    "max_train",
+    "max_eval",
+    "max_per_class",
+    "max_length",
+    "precision",
+)
 
 
 @dataclass
