@@ -178,19 +178,3 @@ def ntk_benchmark(
             f"{r['parameter_groups']:7d} {r['backward_passes']:16d} {r['authors_backward_passes']:15d}"
         )
     return rows
-
-
-def precision_table(record: dict):
-    """fp32 against bf16 from a recorded pair of `run_benchmark` tables (`record["fp32"]`, `["bf16"]`: row
-    name → value): each timed row with both values and bf16's speed-up (> 1: bf16 is faster)."""
-    import pandas as pd
-
-    rows = []
-    for key, fp32 in record["fp32"].items():
-        bf16 = record["bf16"].get(key)
-        if bf16 is None or not (key.endswith("(s)") or key.endswith("(examples/s)")):
-            continue
-        a, b = float(str(fp32).split()[0]), float(str(bf16).split()[0])
-        speedup = a / b if key.endswith("(s)") else b / a
-        rows.append((key, a, b, round(speedup, 2)))
-    return pd.DataFrame(rows, columns=["measured", "fp32", "bf16", "bf16 speed-up"]).set_index("measured")

@@ -209,3 +209,45 @@ def test_the_rule_paragraph_counts_the_seeds_behind_the_comparisons():
     text = rule_markdown(pd.DataFrame([r.__dict__ for r in records]))
     assert "the 3 comparisons rest on 3 vs 3 seeds in 2 checks; 1 vs 1 seeds in 1 check" in text
     assert "1 of them are inconclusive because a side has one value" in text and "5%" in text
+
+
+def test_status_changes_match_checks_by_page_id_and_place():
+    from lpft_nb.report.claims import status_changes
+
+    def check(page, cid, statement, status, kind="claim"):
+        return {"page": page, "id": cid, "statement": statement, "status": status, "kind": kind}
+
+    before = [
+        check("dynamics", "M1", "LP head 15.6 > FT 1.2", "holds"),
+        check("dynamics", "M1", "LP head 3.1 > FT 1.2", "inconclusive"),
+        check("norms", "M3", "an identity", "holds", kind="identity"),
+    ]
+    after = [
+        check("dynamics", "M1", "LP head 15.9 > FT 1.3", "holds"),  # numbers differ, same check
+        check("dynamics", "M1", "LP head 3.0 > FT 1.3", "does not hold"),
+        check("norms", "M6", "only in the second build", "holds"),
+    ]
+    table = status_changes(before, after)
+    assert table["changed"].tolist() == [False, True, True]
+    assert table[["before", "after"]].values.tolist() == [
+        ["holds", "holds"],
+        ["inconclusive", "does not hold"],
+        ["absent", "holds"],
+    ]
+
+
+def test_precision_table_shows_means_and_the_smaller_speed_up_over_the_pairs():
+    from lpft_nb.report.tables import precision_table
+
+    def pair(fp32_step, bf16_step):
+        common = {"model": "m"}
+        return {
+            "fp32": {**common, "step (s)": str(fp32_step), "throughput (examples/s)": "100.0"},
+            "bf16": {**common, "step (s)": str(bf16_step), "throughput (examples/s)": "150.0"},
+        }
+
+    table = precision_table({"pairs": [pair(0.8, 0.5), pair(0.75, 0.5)]})
+    assert list(table.index) == ["step (s)", "throughput (examples/s)"]  # untimed rows left out
+    assert table.loc["step (s)", "fp32"] == pytest.approx(0.775)
+    assert table.loc["step (s)", "bf16 speed-up"] == 1.5  # min(0.8 / 0.5, 0.75 / 0.5)
+    assert table.loc["throughput (examples/s)", "bf16 speed-up"] == 1.5  # a rate: bf16 / fp32

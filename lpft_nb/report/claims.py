@@ -315,6 +315,58 @@ def gather_table(executed_dir, pages: list[str], checklist: dict[str, str], not_
     return table, counts
 
 
+def status_changes(before: list[dict], after: list[dict]):
+    """The claim records (``kind`` "claim") of two builds of the same pages side by side: one row per check,
+    matched by page, id and the check's place among that page's checks of that id (statements carry numbers
+    that differ between builds), with both statuses and whether it changed. A check found in one build only
+    counts as changed."""
+    import pandas as pd
+
+    def keyed(records):
+        out, seen = {}, {}
+        for r in records:
+            if r.get("kind", "claim") != "claim":
+                continue
+            place = seen[(r["page"], r["id"])] = seen.get((r["page"], r["id"]), -1) + 1
+            out[(r["page"], r["id"], place)] = r
+        return out
+
+    a, b = keyed(before), keyed(after)
+    rows = []
+    for key in list(a) + [k for k in b if k not in a]:
+        ra, rb = a.get(key), b.get(key)
+        statement = (ra or rb)["statement"]
+        sa, sb = (ra or {}).get("status", "absent"), (rb or {}).get("status", "absent")
+        rows.append((key[0], key[1], statement, sa, sb, sa != sb))
+    columns = ["page", "id", "check", "before", "after", "changed"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+BF16_MIN_SPEEDUP = 1.4  # the FT step must be this many times faster in bf16 (and no claim status change)
+BF16_STEP = "FT train step, batch 8, length 128 (s)"
+
+
+def bf16_decision(speed_record: dict, claims_record: dict) -> dict:
+    """The rule for the `default` profile's precision, from the recorded measurements (book/measured/):
+    bf16 only if the FT step is at least `BF16_MIN_SPEEDUP` times faster (the smaller speed-up over the
+    recorded pairs) and no claim status of the recorded pages changes. Returns the speed table, the status
+    table, the step's speed-up, the number of changed statuses and the precision it decides."""
+    from .tables import precision_table
+
+    speed = precision_table(speed_record)
+    changes = status_changes(claims_record["claims"]["fp32"], claims_record["claims"]["bf16"])
+    step = float(speed.loc[BF16_STEP, "bf16 speed-up"])
+    changed = int(changes["changed"].sum())
+    adopt = step >= BF16_MIN_SPEEDUP and changed == 0
+    return {
+        "speed": speed,
+        "changes": changes,
+        "step": step,
+        "changed": changed,
+        "precision": "bf16" if adopt else "fp32",
+    }
+
+
 def summary_table(table, checklist: dict[str, str]):
     """Per claim id: the paper's claim and how many checks hold / do not hold / are inconclusive / not run
     (identities excluded: they are tests of the code, not of the paper)."""

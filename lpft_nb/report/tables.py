@@ -524,3 +524,22 @@ def epoch_summary(history: dict):
             "val_accuracy": history["val_accuracy"],
         }
     )
+
+
+def precision_table(record: dict) -> pd.DataFrame:
+    """fp32 against bf16 from recorded pairs of `run_benchmark` tables (`record["pairs"]`: a list of
+    {"fp32": row → value, "bf16": row → value}): each timed row with its value in each precision (mean over
+    the pairs) and bf16's speed-up, the smaller over the pairs (> 1: bf16 is faster)."""
+    rows = []
+    first = record["pairs"][0]
+    for key in first["fp32"]:
+        if key not in first["bf16"] or not (key.endswith("(s)") or key.endswith("(examples/s)")):
+            continue
+        values = [
+            (float(str(p["fp32"][key]).split()[0]), float(str(p["bf16"][key]).split()[0]))
+            for p in record["pairs"]
+        ]
+        speedups = [a / b if key.endswith("(s)") else b / a for a, b in values]
+        a, b = np.mean(values, axis=0)
+        rows.append((key, round(float(a), 3), round(float(b), 3), round(min(speedups), 2)))
+    return pd.DataFrame(rows, columns=["measured", "fp32", "bf16", "bf16 speed-up"]).set_index("measured")
