@@ -349,7 +349,7 @@ BF16_STEP = "FT train step, batch 8, length 128 (s)"
 def bf16_decision(speed_record: dict, claims_record: dict) -> dict:
     """The rule for the `default` profile's precision, from the recorded measurements (book/measured/):
     bf16 only if the FT step is at least `BF16_MIN_SPEEDUP` times faster (the smaller speed-up over the
-    recorded pairs) and no claim status of the recorded pages changes. Returns the speed table, the status
+    recorded pairs) and no claim status of the recorded builds changes. Returns the speed table, the status
     table, the step's speed-up, the number of changed statuses and the precision it decides."""
     from .tables import precision_table
 
