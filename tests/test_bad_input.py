@@ -96,7 +96,7 @@ ROWS = [  # (case, exit code, words in the message)
     ("--spec with --set", 2, "--set cannot be combined"),
     ("--spec without dataset or method", 2, "--spec must name dataset and method"),
     ("book --pages with no names", 2, "--pages needs at least one page name"),
-    ("book with an unknown profile", 2, "profiles found: default, paper, smoke"),
+    ("book with an unknown profile", 2, "profiles found: default, default-bf16, paper, smoke"),
     ("fork to a Sphinx name", 2, "reserved"),
     ("fork to _toc", 2, "must start with a letter"),
     ("ntk with a bad setting", 2, "setting='sgd' is unknown"),
