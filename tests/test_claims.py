@@ -251,3 +251,20 @@ def test_precision_table_shows_means_and_the_smaller_speed_up_over_the_pairs():
     assert table.loc["step (s)", "fp32"] == pytest.approx(0.775)
     assert table.loc["step (s)", "bf16 speed-up"] == 1.5  # min(0.8 / 0.5, 0.75 / 0.5)
     assert table.loc["throughput (examples/s)", "bf16 speed-up"] == 1.5  # a rate: bf16 / fp32
+
+
+def test_bf16_is_adopted_only_when_fast_enough_and_no_claim_status_changes():
+    from lpft_nb.report.claims import BF16_STEP, bf16_decision
+
+    def speed(fp32_step, bf16_step):
+        return {"pairs": [{"fp32": {BF16_STEP: str(fp32_step)}, "bf16": {BF16_STEP: str(bf16_step)}}]}
+
+    def claims(*bf16_statuses):
+        check = {"page": "norms", "id": "M3", "statement": "s", "kind": "claim"}
+        fp32 = [{**check, "status": "holds"} for _ in bf16_statuses]
+        return {"claims": {"fp32": fp32, "bf16": [{**check, "status": s} for s in bf16_statuses]}}
+
+    assert bf16_decision(speed(0.75, 0.5), claims("holds", "holds"))["precision"] == "bf16"  # 1.5x, none
+    assert bf16_decision(speed(0.75, 0.5), claims("holds", "inconclusive"))["precision"] == "fp32"
+    assert bf16_decision(speed(0.6, 0.5), claims("holds", "holds"))["precision"] == "fp32"  # 1.2x
+    assert bf16_decision(speed(0.75, 0.5), claims("holds", "inconclusive"))["changed"] == 1

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import resolve_cache_dir
-from ..runs.cache import code_key, memoize
+from ..runs.cache import code_key, ensure_writable, memoize
 
 _IN_MEMORY: dict[str, dict] = {}
 
@@ -41,8 +41,7 @@ def cache_memo(
     suffix: str = ".json",
 ):
     """`run_memo` for an analysis of no run: stored under ``<cache>/memo/``."""
-    folder = resolve_cache_dir(cache_dir) / "memo"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ensure_writable(resolve_cache_dir(cache_dir) / "memo")  # one line before any compute
     return _memo(folder, name, arguments, sources, compute, suffix)
 
 
