@@ -5,7 +5,9 @@ Three groups, paths relative to a data folder:
 
 - ``BOOK_FILES``: what the pages read (SuperGLUE CB/RTE jsonl; BOSS ``Text<TAB>Label`` tsv);
 - ``RAW_FILES``: what ``data download`` fetches (the SuperGLUE files above and the raw BOSS sources);
-- ``BOSS_FILES``: what ``data build-boss`` writes from the raw sources.
+- ``BOSS_FILES``: what ``data build-boss`` writes from the raw sources;
+- ``SST2_FILES``: what ``data build-sst2`` writes from the SST PTB trees (the loader derives the same rows
+  from the trees, so the book needs only the trees).
 
 Hashes are those of the files as first fetched from their official sources (listed in ``REMOTES``). No sha256 of the official
 archives themselves is known (the 2014 Amazon file, stored as downloaded, is pinned whole); each file taken
@@ -104,7 +106,10 @@ REMOTES = (
         "SST PTB trees",
         "https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip",
         "zip",
-        (("trees/test.txt", "sources/sst/trainDevTestTrees_PTB/trees/test.txt"),),
+        tuple(
+            (f"trees/{s}.txt", f"sources/sst/trainDevTestTrees_PTB/trees/{s}.txt")
+            for s in ("train", "dev", "test")
+        ),
     ),
     *(
         Remote(
@@ -193,6 +198,16 @@ RAW_FILES = (
         559614,
     ),
     DataFile(
+        "sources/sst/trainDevTestTrees_PTB/trees/train.txt",
+        "e2f3f41b0b1e6d4dddc0effe3bfc2d27ed8928079aa9a03d652311614fc5feb7",
+        2160058,
+    ),
+    DataFile(
+        "sources/sst/trainDevTestTrees_PTB/trees/dev.txt",
+        "0e9336aed6e4730e19f58d00a77b3f0297efdb755f7b5e598c98a05e3f97ea40",
+        280825,
+    ),
+    DataFile(
         "sources/amazon_reviews_2018_5core/All_Beauty_5.json",
         "2216c07d74d92744fefcff3cfe9eac5831634bcc77bfb2a47352f7d51f96cb86",
         2457643,
@@ -249,6 +264,19 @@ BOSS_FILES = (
     ),
 )
 
+_SST2 = "sst2"
+SST2_FILES = (
+    DataFile(
+        f"{_SST2}/train.tsv", "9ff7a03b77d6b0380b52842f425f1454db7796c7a243826bef33813421696266", 4316309
+    ),
+    DataFile(
+        f"{_SST2}/train_sentences.tsv",
+        "36ff6382b9c5afea04bffb179aaef2793689d2be630f7c79fc2d5aee07855c27",
+        743397,
+    ),
+    DataFile(f"{_SST2}/test.tsv", "0083796907d63795f96bb8296daf143acc6a63b8178a606d94991ed032d25576", 94931),
+)
+
 
 @dataclass(frozen=True)
 class Expected:
@@ -276,8 +304,14 @@ BOOK_FILES = (
     Expected(f"{_BOSS}/semeval/test.tsv", 20622, dict(zip(_NEG_POS_NEU, (3229, 7059, 10334)))),
     Expected(f"{_BOSS}/sst5/test.tsv", 1067, dict(zip(_NEG_POS_NEU, (279, 399, 389)))),
 )
+# The SST-2 splits the loader derives from the trees (``sst2``), as ``data build-sst2`` writes them.
+SST2_SPLITS = (
+    Expected(f"{_SST2}/train.tsv", 77189, {"negative": 34785, "positive": 42404}),
+    Expected(f"{_SST2}/train_sentences.tsv", 6920, {"negative": 3310, "positive": 3610}),
+    Expected(f"{_SST2}/test.tsv", 872, {"negative": 428, "positive": 444}),
+)
 
-PINNED = {f.path: f for f in (*RAW_FILES, *BOSS_FILES)}
+PINNED = {f.path: f for f in (*RAW_FILES, *BOSS_FILES, *SST2_FILES)}
 
 
 def remote_of(path: str) -> Remote:

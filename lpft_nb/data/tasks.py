@@ -4,11 +4,14 @@ Layout of the data folder (``python -m lpft_nb data download`` fills it; ``files
 
     superglue/{CB,RTE}/{train,val}.jsonl            SuperGLUE v2 jsonl
     boss/SentimentAnalysis/<name>/{train,test}.tsv   BOSS Text<TAB>Label files
+    sources/sst/trainDevTestTrees_PTB/trees/{train,dev}.txt   SST PTB trees: SST-2 is derived from them (``sst2``)
 
 Protocol (paper §1.2; authors' code ``train_test_split(test_size=0.1, shuffle=False)``): the official
 train file is split 9:1 with the *last* 10% as validation; the official validation file is the test set.
 Amazon ``train.tsv`` is split the same way and ``test.tsv`` is the ID test; DynaSent, SemEval and SST-5
-are OOD test sets for a model trained on Amazon.
+are OOD test sets for a model trained on Amazon. SST-2 (GLUE's, rebuilt from the trees by ``sst2``): the
+train phrases (``sst2``) or the train sentences (``sst2_sentences``) split the same way; the test set is
+GLUE's dev set (the paper's Table 7).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import EVAL_ONLY_DATASETS, resolve_data_dir
+from ..config import DATASETS, EVAL_ONLY_DATASETS, resolve_data_dir
+from . import sst2
 
 SUPERGLUE = {
     "cb": ("CB", ("entailment", "contradiction", "neutral")),
@@ -34,6 +38,7 @@ SUPERGLUE = {
 BOSS_CLASSES = ("negative", "positive", "neutral")  # BOSS label ids 0, 1, 2
 BOSS_DIR = Path("boss") / "SentimentAnalysis"
 OOD_SETS = {"amazon": EVAL_ONLY_DATASETS}
+SST2_TRAIN = {"sst2": "train", "sst2_sentences": "train_sentences"}  # dataset → its train split
 
 
 def class_names(dataset: str) -> tuple[str, ...]:
@@ -42,7 +47,9 @@ def class_names(dataset: str) -> tuple[str, ...]:
         return SUPERGLUE[dataset][1]
     if dataset in ("amazon", *EVAL_ONLY_DATASETS):
         return BOSS_CLASSES
-    raise DataError(f"unknown dataset {dataset!r}; valid: cb, rte, amazon")
+    if dataset in SST2_TRAIN:
+        return sst2.SST2_CLASSES
+    raise DataError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
 
 
 WHERE_DATA_COMES_FROM = (
@@ -260,6 +267,32 @@ def read_boss_tsv(path: Path, num_classes: int = 3) -> Split:
     )
 
 
+def _sst2_train_rows(path: Path) -> dict[str, sst2.Rows]:
+    return _parsed_trees(sst2.train_splits, path)
+
+
+def _parsed_trees(build, path: Path):
+    try:
+        return build(read_text_lines(path), str(path))
+    except sst2.TreeError as err:
+        raise DataError(str(err)) from None
+
+
+def read_sst2(path: Path, split: str) -> Split:
+    """One SST-2 split derived from a PTB tree file: ``train`` or ``train_sentences`` from the train trees
+    (parsed once per process for both), ``test`` from the dev trees."""
+    if split == "test":
+        rows = _parsed_trees(sst2.test_split, path)
+    else:
+        rows = _once(_sst2_train_rows, path)[split]
+    return Split(
+        name=split,
+        texts=[text for text, _ in rows],
+        labels=np.array([label for _, label in rows], dtype=np.int64),
+        source=str(path),
+    )
+
+
 # ---- protocol ---------------------------------------------------------------------------------
 def split_train_val(split: Split) -> tuple[Split, Split]:
     """9:1 split with the last 10% as validation (sklearn ``train_test_split(test_size=0.1, shuffle=False)``)."""
@@ -311,7 +344,7 @@ def load_task(
     max_per_class: int | None = None,
     subset_seed: int = 0,
 ) -> TaskData:
-    """Load `dataset` ('cb', 'rte' or 'amazon') with the paper's splits and the given caps.
+    """Load `dataset` (one of ``config.DATASETS``) with the paper's splits and the given caps.
 
     Caps: `max_per_class` applies to train and val (BOSS's own balancing mechanism); `max_train` to
     train; `max_eval` to val, test and each OOD set. Subsets depend on `subset_seed` only, so every
@@ -336,8 +369,14 @@ def load_task(
         for name in OOD_SETS["amazon"]:
             ood[name] = _read_split(read_boss_tsv, root / BOSS_DIR / name / "test.tsv")
             files.append(Path(ood[name].source))
+    elif dataset in SST2_TRAIN:
+        class_names = sst2.SST2_CLASSES
+        full_train = _read_split(read_sst2, root / sst2.SOURCES["train"], SST2_TRAIN[dataset])
+        test = _read_split(read_sst2, root / sst2.SOURCES["dev"], "test")
+        files += [Path(full_train.source), Path(test.source)]
+        ood = {}
     else:
-        raise DataError(f"unknown dataset {dataset!r}; valid: cb, rte, amazon")
+        raise DataError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
     train, val = split_train_val(full_train)
     test.name = "test"
     train = subsample(train, max_train, max_per_class, subset_seed)

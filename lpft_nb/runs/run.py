@@ -38,6 +38,7 @@ RUN_MODULES = (
     "lpft_nb.atomic",
     "lpft_nb.config",
     "lpft_nb.data.files",
+    "lpft_nb.data.sst2",
     "lpft_nb.data.tasks",
     "lpft_nb.device",
     "lpft_nb.model.classifier",
