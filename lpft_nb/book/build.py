@@ -40,6 +40,7 @@ EXPLORATIONS = "Explorations"
 EXECUTED_ENV = "LPFT_EXECUTED_DIR"
 GATHERING_PAGES = ("claims", "reproduce")  # executed last: they read what the others left
 READS_CACHE_ONLY = ("reproduce",)  # of those, the ones that read the run cache only, not the notebooks
+CODE_WIDTH = 88  # characters of code the content column shows without a horizontal scroll
 SECTION_PAGES = ("dynamics", "norms", "ntk", "calibration", "lora", "boss_ood")  # one per paper section
 RESERVED_PAGE_NAMES = (
     "genindex",
@@ -152,14 +153,26 @@ def _prepare_for_reading(path: Path, params: dict) -> None:
         if "injected-parameters" in tags:
             cell["metadata"]["tags"] = [*tags, "remove-cell"]
         elif "parameters" in tags:
-            lines = "".join(cell["source"]).splitlines()
-            for i, line in enumerate(lines):
-                m = _PARAMETER_LINE.match(line)
-                if m and m["name"] in params:
-                    value = params[m["name"]]
-                    lines[i] = f"{m['name']}{m['type'] or ' '}= {value!r}{m['comment'] or ''}"
-            cell["source"] = "\n".join(lines)
+            cell["source"] = parameters_for_reading("".join(cell["source"]), params)
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def parameters_for_reading(source: str, params: dict) -> str:
+    """A page's parameters cell with this build's values: each `name = value  # comment` line takes its
+    value from `params`; where that line would run past `CODE_WIDTH`, its comment goes on a line above."""
+    lines = []
+    for line in source.splitlines():
+        m = _PARAMETER_LINE.match(line)
+        if not (m and m["name"] in params):
+            lines.append(line)
+            continue
+        code = f"{m['name']}{m['type'] or ' '}= {params[m['name']]!r}"
+        comment = m["comment"] or ""
+        if comment and len(code + comment) > CODE_WIDTH:
+            lines += [comment.strip(), code]
+        else:
+            lines.append(code + comment)
+    return "\n".join(lines)
 
 
 def repository_url() -> str | None:
