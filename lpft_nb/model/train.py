@@ -118,10 +118,13 @@ def fine_tune(
     eval_batch_size: int = 32,
     progress: bool = True,
     precision: str = "fp32",
+    at_last_step=None,
 ) -> dict:
     """Train every parameter with requires_grad on the model's device; keep the best-validation epoch.
 
     `precision` "bf16" autocasts the forward pass (the parameters and AdamW's state stay fp32).
+    `at_last_step(model)`, when given, is called after the last step and before the best epoch is restored,
+    only when that epoch is not the last (otherwise the restored model is the last step's).
 
     Returns the history: per step (loss, train accuracy of the batch, ‖V‖_F, ‖b‖, learning rate) and per
     epoch (validation accuracy), plus `best_epoch` (1-based).
@@ -192,6 +195,8 @@ def fine_tune(
             best_acc, best_epoch = val_acc, epoch
             best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     bar.close()
+    if at_last_step is not None and best_epoch != epochs:
+        at_last_step(model)
     if best_state is not None:
         with torch.no_grad():
             for name, param in model.named_parameters():
