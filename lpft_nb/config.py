@@ -22,6 +22,7 @@ EVAL_ONLY_DATASETS = ("dynasent", "semeval", "sst5")
 METHODS = ("lp", "ft", "lp_ft", "lora", "lp_lora")
 LP_HEAD_METHODS = ("lp", "lp_ft", "lp_lora")  # methods whose head comes from the linear probe
 LP_BINARY_HEADS = ("paper", "exact")
+HEAD_NORM_TARGETS = ("own", "random", "lp")  # `head_norm_to`: norm apart from direction (norms page)
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 TINY_MODEL = "tiny-random-bert"
 
@@ -54,6 +55,7 @@ _CHOICES = {
     "method": (METHODS, "is unknown"),
     "lp_binary_head": (LP_BINARY_HEADS, "is unknown"),
     "precision": (PRECISIONS, "is unknown"),
+    "head_norm_to": (HEAD_NORM_TARGETS, "is unknown"),
 }
 _NUMERIC_STRING_KEYS = ("lr", "lora_alpha", "head_scale", "lp_C")  # YAML 1.1 reads 5e-5 as a string
 
@@ -88,6 +90,13 @@ class RunConfig(BaseModel):
     lora_alpha: float = Field(8.0, gt=0, description="LoRA alpha (scaling alpha / r)")
     head_scale: float = Field(1.0, gt=0, description="multiplier of the head at the start of the FT stage")
     scale_bias: bool = Field(True, description="whether head_scale multiplies the bias too")
+    head_norm_to: str = Field(
+        "own",
+        description="the head's norm at the start of FT: its own; 'random': an LP head rescaled to the "
+        "seed's random head's norm (lp_ft, lp_lora); 'lp': the random head rescaled to the LP head's norm "
+        "(ft, lora): the direction is kept, only ‖V‖_F changes",
+        json_schema_extra={"enum": list(HEAD_NORM_TARGETS)},
+    )
     lp_C: float | str = Field(
         "cv", description="LP regularisation: 'cv' (the paper's cross-validation) or a C > 0"
     )
@@ -122,7 +131,17 @@ class RunConfig(BaseModel):
     def _device(cls, value: str) -> str:
         return check_device_name(value)
 
-    @field_validator("dataset", "method", "lp_binary_head", "precision")
+    @field_validator("head_norm_to")
+    @classmethod
+    def _head_norm_target(cls, value: str, info) -> str:
+        method = info.data.get("method")
+        if value == "random" and method not in ("lp_ft", "lp_lora"):
+            raise ValueError("rescales an LP head: only for lp_ft and lp_lora")
+        if value == "lp" and method not in ("ft", "lora"):
+            raise ValueError("rescales the random head: only for ft and lora")
+        return value
+
+    @field_validator("dataset", "method", "lp_binary_head", "precision", "head_norm_to")
     @classmethod
     def _one_of(cls, value: str, info) -> str:
         valid, what = _CHOICES[info.field_name]
