@@ -313,8 +313,8 @@ def cmd_check_html(args: argparse.Namespace) -> int:
 
 def cmd_data_download(args: argparse.Namespace) -> int:
     from .config import resolve_data_dir
-    from .data.download import build_and_verify_boss, download
-    from .data.files import BOSS_FILES, matches_pin
+    from .data.download import build_and_verify, download
+    from .data.files import BOSS_FILES, SST2_FILES, matches_pin
 
     to = Path(args.to).expanduser().resolve() if args.to else resolve_data_dir(None)
     print(
@@ -325,11 +325,12 @@ def cmd_data_download(args: argparse.Namespace) -> int:
         print(f"{path:<78} {status}")
     if args.no_build:
         return 0
-    if all(matches_pin(to / f.path, f) for f in BOSS_FILES):
-        for f in BOSS_FILES:
+    built = (*BOSS_FILES, *SST2_FILES)
+    if all(matches_pin(to / f.path, f) for f in built):
+        for f in built:
             print(f"{f.path:<78} present (sha256 ✓)")
         return 0
-    return _print_built(build_and_verify_boss(to / "sources", to))
+    return _print_built(build_and_verify(to / "sources", to))
 
 
 def _print_built(built: list[tuple[str, int, str]]) -> int:
@@ -338,14 +339,16 @@ def _print_built(built: list[tuple[str, int, str]]) -> int:
     return 1 if any("differs" in verdict for _, _, verdict in built) else 0
 
 
-def cmd_data_build_boss(args: argparse.Namespace) -> int:
+def cmd_data_build(args: argparse.Namespace) -> int:
+    """``data build-boss`` and ``data build-sst2``: build from the raw sources, then verify the pins."""
     from .config import resolve_data_dir
-    from .data.download import build_and_verify_boss
+    from .data.download import build_and_verify_boss, build_and_verify_sst2
 
+    build = {"build-boss": build_and_verify_boss, "build-sst2": build_and_verify_sst2}[args.data_command]
     to = Path(args.to).expanduser().resolve() if args.to else resolve_data_dir(None)
     sources = Path(args.sources).expanduser().resolve() if args.sources else to / "sources"
     print(f"sources: {sources}\nbuilding into: {to}", flush=True)
-    return _print_built(build_and_verify_boss(sources, to))
+    return _print_built(build(sources, to))
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
@@ -475,11 +478,11 @@ def make_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_html)
 
     data = sub.add_parser(
-        "data", help="fetch, build and check the data folder (download | build-boss | check)"
+        "data", help="fetch, build and check the data folder (download | build-boss | build-sst2 | check)"
     )
     data_sub = data.add_subparsers(dest="data_command", required=True)
     dl = data_sub.add_parser(
-        "download", help="fetch the raw files (sha256-checked), then build the BOSS files"
+        "download", help="fetch the raw files (sha256-checked), then build the BOSS and SST-2 files"
     )
     dl.add_argument(
         "--to", metavar="DIR", help="data folder (default: $LPFT_DATA_DIR, else ~/.cache/lpft-book/data)"
@@ -498,7 +501,13 @@ def make_parser() -> argparse.ArgumentParser:
     )
     bb.add_argument("--sources", metavar="DIR", help="raw sources (default: <data folder>/sources)")
     bb.add_argument("--to", metavar="DIR", help="data folder to write boss/ into (default: as for download)")
-    bb.set_defaults(func=cmd_data_build_boss)
+    bb.set_defaults(func=cmd_data_build)
+    bs = data_sub.add_parser(
+        "build-sst2", help="build GLUE's SST-2 files (sst2/) from the SST PTB trees (GLUE's procedure)"
+    )
+    bs.add_argument("--sources", metavar="DIR", help="raw sources (default: <data folder>/sources)")
+    bs.add_argument("--to", metavar="DIR", help="data folder to write sst2/ into (default: as for download)")
+    bs.set_defaults(func=cmd_data_build)
     ck = data_sub.add_parser(
         "check", help="validate a data folder: files, rows, labels, class counts, sha256"
     )

@@ -3,18 +3,22 @@
     python -m lpft_nb data check [DIR]
 
 Prints one table (one row per file) and, for each problem, what is wrong and the command that fixes it.
-The raw sources (``sources/``) are needed only to rebuild the BOSS files; a folder without a ``sources``
-folder is complete for the book, and the table says so.
+The raw sources (``sources/``) are needed to rebuild the BOSS files and to load SST-2, which the loader
+derives from the SST PTB trees: the ``sst2/`` rows show the splits so derived (rows, classes, and the sha256
+of their GLUE-form file against its pin; a file ``data build-sst2`` wrote must match it too). A folder
+without a ``sources`` folder is complete for the pages that read no SST-2, and the table says so.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import BOOK_FILES, PINNED, RAW_FILES, Expected, sha256_of
-from .tasks import BOSS_CLASSES, SUPERGLUE, DataError, iter_jsonl, read_boss_tsv, read_superglue
+from . import sst2
+from .files import BOOK_FILES, PINNED, RAW_FILES, SST2_SPLITS, Expected, sha256_of
+from .tasks import BOSS_CLASSES, SUPERGLUE, DataError, iter_jsonl, read_boss_tsv, read_sst2, read_superglue
 
 
 @dataclass
@@ -32,6 +36,8 @@ class FileCheck:
 def _fix_command(path: str, folder: Path) -> str:
     if path.startswith("boss/"):
         return f"python -m lpft_nb data build-boss --to {folder}"
+    if path.startswith("sst2/"):
+        return f"python -m lpft_nb data build-sst2 --to {folder}"
     return f"python -m lpft_nb data download --to {folder}"
 
 
@@ -79,6 +85,11 @@ def check_book_file(folder: Path, expected: Expected) -> FileCheck:
     except DataError as err:
         row.problem, row.fix = f"malformed: {err}", fix
         return row
+    return _judge(row, expected, rows, counts, empty, fix)
+
+
+def _judge(row: FileCheck, expected: Expected, rows: int, counts: Counter, empty: int, fix: str) -> FileCheck:
+    """Fill `row` with what was found and every way it differs from `expected` (and its pin)."""
     row.rows = f"{rows:,}" + (
         f" ({empty} empty text{'s' if empty > 1 else ''}, skipped on load)" if empty else ""
     )
@@ -100,6 +111,31 @@ def check_book_file(folder: Path, expected: Expected) -> FileCheck:
     if problems:
         row.problem, row.fix = "; ".join(problems), fix
     return row
+
+
+_SST2_SPLIT = {name: split for split, name in sst2.SPLIT_FILES.items()}  # file name → split
+
+
+def check_sst2_split(folder: Path, expected: Expected) -> FileCheck:
+    """One SST-2 split as the loader derives it from the trees in `folder`, judged like a book file."""
+    row = FileCheck(expected.path)
+    split = _SST2_SPLIT[Path(expected.path).name]
+    trees = folder / sst2.SOURCES["dev" if split == "test" else "train"]
+    if not trees.is_file():
+        row.problem, row.fix = f"{trees.relative_to(folder)} missing", _fix_command(str(trees), folder)
+        return row
+    try:
+        data = read_sst2(trees, split)
+    except DataError as err:
+        row.problem, row.fix = f"malformed: {err}", _fix_command(str(trees), folder)
+        return row
+    pinned = PINNED[expected.path].sha256
+    built = folder / expected.path
+    derived = hashlib.sha256(sst2.glue_tsv(list(zip(data.texts, data.labels.tolist())))).hexdigest()
+    same = derived == pinned and (not built.is_file() or sha256_of(built) == pinned)
+    row.sha256 = "= pinned" if same else "differs"
+    counts = Counter(sst2.SST2_CLASSES[i] for i in data.labels)
+    return _judge(row, expected, len(data), counts, 0, _fix_command(expected.path, folder))
 
 
 def check_raw_file(folder: Path, path: str) -> FileCheck:
@@ -134,10 +170,11 @@ def check_folder(folder: Path) -> tuple[list[FileCheck], list[str]]:
     raw_sources = [f.path for f in RAW_FILES if f.path.startswith("sources/")]
     if (folder / "sources").is_dir():
         rows += [_unreadable_as_problem(check_raw_file, folder, p, p) for p in raw_sources]
+        rows += [_unreadable_as_problem(check_sst2_split, folder, e.path, e) for e in SST2_SPLITS]
     else:
         notes.append(
-            f"no sources/ folder: the book does not need it; `data build-boss` does "
-            f"({len(raw_sources)} raw files, fetched by `data download`)"
+            f"no sources/ folder: the book does not need it unless a page trains on sst2; `data build-boss` "
+            f"does, and the sst2 datasets ({len(raw_sources)} raw files, fetched by `data download`)"
         )
     return rows, notes
 

@@ -5,6 +5,7 @@
 Official mode downloads each archive of ``REMOTES`` into ``DIR/.downloads`` and takes out the files the
 book needs; every file is checked against its pinned sha256 (``files``) before it is moved into
 place, so a failed, interrupted or corrupt download never leaves a half-written file at a data path.
+The BOSS files (``boss``) and the SST-2 files (``sst2``) are then built from the raw sources.
 Mirror mode fetches the files themselves from ``URL/<path in the data folder>``: any verified data
 folder served over HTTP (``python -m http.server``) is a mirror. Files already present and verified are
 skipped. ``ensure_book_data`` is what ``python -m lpft_nb book`` runs first.
@@ -28,12 +29,14 @@ from .files import (
     PINNED,
     RAW_FILES,
     REMOTES,
+    SST2_FILES,
     DataFile,
     Remote,
     matches_pin,
     remote_of,
     sha256_of,
 )
+from .sst2 import tree_paths, write_sst2
 from .tasks import DataError
 
 DOWNLOADS = ".downloads"  # archives, inside the data folder, until their files are taken out
@@ -180,14 +183,34 @@ def download(
     return [(f.path, "downloaded (sha256 ✓)" if f.path in fetched else "present (sha256 ✓)") for f in files]
 
 
-def build_and_verify_boss(sources: Path, to: Path) -> list[tuple[str, int, str]]:
-    """``build_boss``, then compare each output with its pinned sha256: (path, rows, verdict) per file."""
-    rows = build_boss(sources, to)
+def _verified(rows: dict[str, int], pinned: tuple[DataFile, ...], to: Path) -> list[tuple[str, int, str]]:
+    """(path, rows, verdict) per built file of `pinned`: whether it matches its pinned sha256."""
     out = []
-    for f in BOSS_FILES:
+    for f in pinned:
         verdict = "= pinned sha256" if sha256_of(to / f.path) == f.sha256 else "differs from the pinned build"
         out.append((f.path, rows[f.path], verdict))
     return out
+
+
+def build_and_verify_boss(sources: Path, to: Path) -> list[tuple[str, int, str]]:
+    """``build_boss``, then compare each output with its pinned sha256: (path, rows, verdict) per file."""
+    return _verified(build_boss(sources, to), BOSS_FILES, to)
+
+
+def build_and_verify_sst2(sources: Path, to: Path) -> list[tuple[str, int, str]]:
+    """``sst2.write_sst2`` (the trees must be present), then compare each output with its pinned sha256."""
+    missing = [path for path in tree_paths(sources).values() if not path.is_file()]
+    if missing:
+        raise DataError(
+            f"SST PTB tree file(s) missing: {', '.join(map(str, missing))}; "
+            "fetch them with `python -m lpft_nb data download`"
+        )
+    return _verified(write_sst2(sources, to), SST2_FILES, to)
+
+
+def build_and_verify(sources: Path, to: Path) -> list[tuple[str, int, str]]:
+    """The build step of ``data download`` and of the book's data step: the BOSS files, then SST-2's."""
+    return build_and_verify_boss(sources, to) + build_and_verify_sst2(sources, to)
 
 
 def network_reachable(url: str, timeout_s: float = 5.0) -> tuple[bool, str]:
@@ -239,14 +262,23 @@ def ensure_book_data(progress: bool = True) -> Path:
     )
     download(folder, mirror=mirror, progress=progress)
     differing = [
-        path for path, _, verdict in build_and_verify_boss(folder / "sources", folder) if "differs" in verdict
+        path for path, _, verdict in build_and_verify(folder / "sources", folder) if "differs" in verdict
     ]
     if differing:
+        module = "sst2" if differing[0].startswith("sst2/") else "boss"
         raise DataError(
             f"{folder / differing[0]}: built from verified sources but differs from the pinned build; "
-            "this is a bug in lpft_nb.data.boss"
+            f"this is a bug in lpft_nb.data.{module}"
         )
     return folder
 
 
-__all__ = ["DownloadError", "build_and_verify_boss", "download", "ensure_book_data", "network_reachable"]
+__all__ = [
+    "DownloadError",
+    "build_and_verify",
+    "build_and_verify_boss",
+    "build_and_verify_sst2",
+    "download",
+    "ensure_book_data",
+    "network_reachable",
+]

@@ -37,8 +37,8 @@ import numpy as np
 
 from ..atomic import write_atomically
 
-TREES = Path("sources/sst/trainDevTestTrees_PTB/trees")
-SOURCES = {"train": TREES / "train.txt", "dev": TREES / "dev.txt"}  # relative to a data folder
+TREES = Path("sst/trainDevTestTrees_PTB/trees")  # relative to a sources folder
+SOURCES = {split: Path("sources") / TREES / f"{split}.txt" for split in ("train", "dev")}  # to a data folder
 SST2_DIR = Path("sst2")
 SST2_CLASSES = ("negative", "positive")
 SPLIT_FILES = {"train": "train.tsv", "train_sentences": "train_sentences.tsv", "test": "test.tsv"}
@@ -63,60 +63,61 @@ def glue_text(leaves: list[str]) -> str:
     return " ".join(leaves) + " "
 
 
-def parse_tree(line: str, where: str) -> list[tuple[int, list[str]]]:
-    """Every node of one PTB tree as (SST class 0–4, its leaves in GLUE form), the root first.
+Tree = tuple[list[str], list[tuple[int, int, int]]]  # leaves; nodes as (SST class, first leaf, end leaf)
 
-    ``where`` ("file:line") names the tree in an error.
-    """
+
+def parse_tree(line: str, where: str) -> Tree:
+    """One PTB tree: its leaves in GLUE form and every node as (SST class 0–4, first leaf, end leaf), the
+    root first; a node's phrase is ``leaves[first:end]``. ``where`` ("file:line") names it in an error."""
     tokens = _TOKEN.findall(line)
-    nodes: list[tuple[int, list[str]]] = []
+    leaves: list[str] = []
+    nodes: list[list[int]] = []
     stack: list[int] = []  # indices into nodes of the open subtrees
     pos = 0
     while pos < len(tokens):
         token = tokens[pos]
         if token == "(":
-            if pos + 1 >= len(tokens) or tokens[pos + 1] not in "01234" or len(tokens[pos + 1]) != 1:
+            label = tokens[pos + 1] if pos + 1 < len(tokens) else ""
+            if len(label) != 1 or label not in "01234":
                 raise TreeError(f"{where}: expected a class 0–4 after '(' (token {pos + 1})")
-            nodes.append((int(tokens[pos + 1]), []))
+            nodes.append([int(label), len(leaves), -1])
             stack.append(len(nodes) - 1)
             pos += 2
         elif token == ")":
             if not stack:
                 raise TreeError(f"{where}: unbalanced ')' (token {pos})")
-            done = stack.pop()
-            if stack:
-                nodes[stack[-1]][1].extend(nodes[done][1])
+            nodes[stack.pop()][2] = len(leaves)
+            pos += 1
+        elif stack:
+            leaves.append(leaf_text(token))
             pos += 1
         else:
-            if not stack:
-                raise TreeError(f"{where}: word {token!r} outside a subtree")
-            nodes[stack[-1]][1].append(leaf_text(token))
-            pos += 1
+            raise TreeError(f"{where}: word {token!r} outside a subtree")
         if not stack and pos < len(tokens):
             raise TreeError(f"{where}: text after the tree's closing ')'")
     if stack or not nodes:
         raise TreeError(f"{where}: unbalanced '(' or empty tree")
-    return nodes
+    return leaves, [(label, first, end) for label, first, end in nodes]
 
 
-def parse_trees(lines: list[str], source: str) -> list[list[tuple[int, list[str]]]]:
+def parse_trees(lines: list[str], source: str) -> list[Tree]:
     """The trees of a PTB file's lines (one tree per non-blank line), each as ``parse_tree`` gives it."""
     return [parse_tree(line, f"{source}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
 
 
-def root_rows(trees) -> Rows:
+def root_rows(trees: list[Tree]) -> Rows:
     """The binary root sentences as (text, label), in tree order."""
-    return [(glue_text(t[0][1]), BINARY[t[0][0]]) for t in trees if t[0][0] in BINARY]
+    return [(glue_text(leaves), BINARY[nodes[0][0]]) for leaves, nodes in trees if nodes[0][0] in BINARY]
 
 
-def phrase_rows(trees) -> tuple[Rows, int]:
+def phrase_rows(trees: list[Tree]) -> tuple[Rows, int]:
     """Every binary phrase as (text, label), de-duplicated by text in first-seen order, and the number of
     texts dropped because they occur with both labels."""
     labels: dict[str, set[int]] = {}
-    for tree in trees:
-        for sst_class, leaves in tree:
+    for leaves, nodes in trees:
+        for sst_class, first, end in nodes:
             if sst_class in BINARY:
-                labels.setdefault(glue_text(leaves), set()).add(BINARY[sst_class])
+                labels.setdefault(glue_text(leaves[first:end]), set()).add(BINARY[sst_class])
     rows = [(text, seen.pop()) for text, seen in labels.items() if len(seen) == 1]
     return rows, len(labels) - len(rows)
 
@@ -137,10 +138,15 @@ def test_split(lines: list[str], source: str) -> Rows:
     return root_rows(parse_trees(lines, source))
 
 
-def build_splits(root: Path) -> dict[str, Rows]:
-    """The three SST-2 splits (``SPLIT_FILES`` keys) from the tree files in the data folder `root`."""
-    paths = {k: root / rel for k, rel in SOURCES.items()}
-    lines = {k: path.read_text(encoding="utf-8").splitlines() for k, path in paths.items()}
+def tree_paths(sources: Path) -> dict[str, Path]:
+    """The train and dev tree files in the sources folder `sources`."""
+    return {split: sources / TREES / f"{split}.txt" for split in ("train", "dev")}
+
+
+def build_splits(sources: Path) -> dict[str, Rows]:
+    """The three SST-2 splits (``SPLIT_FILES`` keys) from the tree files in the sources folder `sources`."""
+    paths = tree_paths(sources)
+    lines = {split: path.read_text(encoding="utf-8").splitlines() for split, path in paths.items()}
     return {
         **train_splits(lines["train"], str(paths["train"])),
         "test": test_split(lines["dev"], str(paths["dev"])),
@@ -152,12 +158,11 @@ def glue_tsv(rows: Rows) -> bytes:
     return "".join(f"{line}\n" for line in ["sentence\tlabel", *(f"{t}\t{y}" for t, y in rows)]).encode()
 
 
-def write_sst2(root: Path, to: Path) -> dict[str, int]:
-    """Derive the splits from the trees in the data folder `root`; write them as ``to/sst2/<split>.tsv``.
-
-    Returns rows per written file (paths relative to `to`).
+def write_sst2(sources: Path, to: Path) -> dict[str, int]:
+    """Derive the splits from the trees in the sources folder `sources`; write them as
+    ``to/sst2/<split>.tsv`` (``to``: a data folder). Returns rows per written file (paths relative to `to`).
     """
-    splits = build_splits(root)
+    splits = build_splits(sources)
     written = {}
     for split, name in SPLIT_FILES.items():
         path = to / SST2_DIR / name
