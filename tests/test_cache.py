@@ -47,6 +47,8 @@ def test_memoize_computes_once_and_recomputes_bad_files(tmp_path):
     path.write_bytes(b"truncated")  # unreadable → recomputed
     assert not cache.memoize(path, compute)[1] and len(calls) == 2
     assert not cache.memoize(path, compute, required=("c",))[1]  # lacks a required key → recomputed
+    wrong_shape = lambda v: None if v["a"].shape == (4,) else f"a has shape {v['a'].shape}"  # noqa: E731
+    assert not cache.memoize(path, compute, check=wrong_shape)[1] and len(calls) == 4  # off its schema
     js = tmp_path / "y.json"
     assert cache.memoize(js, lambda: {"k": [1, 2]}) == ({"k": [1, 2]}, False)
     assert json.loads(js.read_text()) == {"k": [1, 2]} and cache.memoize(js, dict)[1]

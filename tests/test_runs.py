@@ -183,3 +183,163 @@ def test_a_cached_run_is_served_without_importing_torch(tiny_run):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr  # a warm page starts without them (seconds each)
+
+
+def _entry_files(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def _failing_device(cfg):
+    from lpft_nb.device import DeviceError
+
+    def fail(device):
+        raise DeviceError(f"device={device!r}, but this machine has no usable GPU")
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    "failure",
+    ["device", "sigint", "crash"],
+)
+def test_a_failed_refresh_leaves_the_old_entry_intact(tiny_run, monkeypatch, failure):
+    """`--refresh` replaces an entry only once the new one is written: a missing device (before any work),
+    Ctrl-C mid-run and a crash mid-run each leave the old entry, byte for byte, and no temporary folder."""
+    from lpft_nb.device import DeviceError
+
+    cfg = RunConfig.from_dict({**tiny_run, "method": "lp"})
+    old = get_run(cfg, progress=False)
+    before = _entry_files(old.path)
+    trained = []
+    if failure == "device":
+        monkeypatch.setattr(runs, "resolve_device", _failing_device(cfg))
+        expected = DeviceError
+    else:
+        expected = KeyboardInterrupt if failure == "sigint" else RuntimeError
+
+        def interrupted(*args, **kwargs):
+            trained.append(1)
+            raise expected("mid-run")
+
+        monkeypatch.setattr(runs, "execute_run", interrupted)
+    with pytest.raises(expected):
+        get_run(cfg.replace(device="cuda") if failure == "device" else cfg, progress=False, refresh=True)
+    assert trained == ([] if failure == "device" else [1])
+    assert [p.name for p in old.path.parent.iterdir()] == [old.path.name]
+    assert _entry_files(old.path) == before
+    assert get_run(cfg, progress=False).cache_hit
+
+
+def test_a_refresh_replaces_the_entry_once_the_new_one_is_written(tiny_run, monkeypatch):
+    cfg = RunConfig.from_dict({**tiny_run, "method": "lp"})
+    old = get_run(cfg, progress=False)
+    seen = []
+    real = runs.execute_run
+
+    def watched(*args, **kwargs):
+        seen.append((old.path / "meta.json").is_file())  # the old entry is still there while training
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "execute_run", watched)
+    new = get_run(cfg, progress=False, refresh=True)
+    assert seen == [True] and not new.cache_hit and new.path == old.path
+    assert [p.name for p in old.path.parent.iterdir()] == [old.path.name]
+    np.testing.assert_array_equal(
+        get_run(cfg, progress=False).arrays["logits_test"], new.arrays["logits_test"]
+    )
+
+
+def test_an_interrupted_replacement_puts_the_old_entry_back(tiny_run, monkeypatch):
+    """Ctrl-C between moving the old entry aside and renaming the new one in: the old one is back."""
+    cfg = RunConfig.from_dict({**tiny_run, "method": "lp"})
+    old = get_run(cfg, progress=False)
+    before = _entry_files(old.path)
+    real_rename = runs.os.rename
+
+    def rename(src, dst):
+        if Path(src).name.startswith(runs.TMP_PREFIX):
+            raise KeyboardInterrupt
+        real_rename(src, dst)
+
+    monkeypatch.setattr(runs.os, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        get_run(cfg, progress=False, refresh=True)
+    monkeypatch.setattr(runs.os, "rename", real_rename)
+    assert [p.name for p in old.path.parent.iterdir()] == [old.path.name]
+    assert _entry_files(old.path) == before
+
+
+def test_stale_temporary_folders_are_cleaned_but_a_live_writers_are_not(tiny_run):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    cfg = RunConfig.from_dict({**tiny_run, "method": "lp"})
+    entry = get_run(cfg, progress=False)
+    root = entry.path.parent
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(dead.stdout)
+    host = socket.gethostname()
+    live = root / f"{runs.TMP_PREFIX}{os.getpid()}@{host}.abcd"  # this process: a concurrent writer
+    killed = root / f"{runs.TMP_PREFIX}{dead_pid}@{host}.efgh"
+    other_host = root / f"{runs.TMP_PREFIX}{dead_pid}@elsewhere-node.ijkl"  # unknown: kept until old
+    old_unknown = root / f"{runs.TMP_PREFIX}mnop1234"
+    for folder in (live, killed, other_host, old_unknown):
+        folder.mkdir()
+        (folder / "metrics.json").write_text("{")
+    os.utime(old_unknown, (0, 0))
+    # an old entry moved aside by a writer that died before renaming its replacement in
+    aside = root / f"{runs.ASIDE_PREFIX}{dead_pid}@{host}.{entry.path.name}"
+    entry.path.rename(aside)
+    assert get_run(cfg, progress=False).cache_hit  # put back at start-up, then served
+    names = {p.name for p in root.iterdir()}
+    assert names == {entry.path.name, live.name, other_host.name}
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        ("metrics.json", lambda m: {**m, "head_norm_init": "big"}),
+        ("metrics.json", lambda m: {**m, "test": {"accuracy": 0.5}}),
+        ("metrics.json", lambda m: {**m, "ood": []}),
+        ("metrics.json", lambda m: {**m, "data": 3}),
+        ("metrics.json", lambda m: {**m, "lp": {"C": "cv", "cv": True, "train_accuracy": 1.0}}),
+        ("metrics.json", lambda m: [m]),
+        ("history.json", lambda h: []),
+        ("arrays.npz", lambda a: {**a, "logits_test": a["logits_test"][:, :2]}),
+        ("arrays.npz", lambda a: {**a, "labels_test": a["labels_test"][::-1].copy()}),
+        ("arrays.npz", lambda a: {**a, "head_bias_final": a["head_bias_final"][None]}),
+        ("meta.json", lambda m: {**m, "complete": "yes"}),
+    ],
+    ids=lambda t: t[0],
+)
+def test_an_entry_off_its_schema_is_recomputed_not_served(tiny_run, tamper):
+    name, change = tamper
+    cfg = RunConfig.from_dict({**tiny_run, "method": "lp"})
+    first = get_run(cfg, progress=False)
+    path = first.path / name
+    if name.endswith(".npz"):
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        np.savez(path, **change(arrays))
+    else:
+        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    again = get_run(cfg, progress=False)
+    assert not again.cache_hit
+    assert again.summary()["metrics"] == first.summary()["metrics"]
+    assert get_run(cfg, progress=False).cache_hit
+
+
+def test_a_served_run_reports_and_warns_of_changed_data(tiny_run, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(Path(tiny_run["data_dir"]) / "superglue", data / "superglue")
+    train = data / "superglue/CB/train.jsonl"
+    train.write_text(train.read_text().replace('"neutral"', '"contradiction"', 3))
+    cfg = RunConfig.from_dict({**tiny_run, "method": "lp", "data_dir": str(data)})
+    assert get_run(cfg, progress=False).summary()["data_verified"] is False
+    capsys.readouterr()
+    runs._UNPINNED.clear()  # a new command
+    served = get_run(cfg, progress=False)
+    assert served.cache_hit and served.summary()["data_verified"] is False
+    assert "differ from their pinned sha256" in capsys.readouterr().err

@@ -6,8 +6,8 @@ Two functions serve every cache of the package:
   puts the `code_key` of the code that computes it into its key or file name, so an edit to that code
   recomputes it, and an edit elsewhere (plots, pages, claim rules) does not.
 - `memoize(path, compute)`: the value stored at `path` (``.npz`` arrays or ``.json``), else ``compute()``
-  written there atomically. A file that does not load, or lacks a required key, is recomputed, never
-  served.
+  written there atomically. A file that does not load, lacks a required key or fails the caller's schema
+  check (types, shapes), is recomputed, never served.
 
 Training runs are whole folders (metrics, history, arrays) and keep their own entry format in
 `runs.run`, keyed by `code_key` as well.
@@ -93,21 +93,25 @@ def _save(path: Path, value: dict) -> None:
 
 
 def memoize(
-    path: Path, compute: Callable[[], dict], required: Iterable[str] = (), refresh: bool = False
+    path: Path,
+    compute: Callable[[], dict],
+    required: Iterable[str] = (),
+    refresh: bool = False,
+    check: Callable[[dict], str | None] | None = None,
 ) -> tuple[dict, bool]:
     """(value, cache_hit): the dict stored at `path` (``.npz`` or ``.json`` by suffix), else
-    ``compute()`` stored there atomically. An unreadable file, or one without every `required` key,
-    is deleted and recomputed; `refresh` recomputes regardless."""
+    ``compute()`` stored there atomically. A file that does not load, lacks a `required` key, or for
+    which `check(value)` names a problem (a wrong type or shape) is recomputed and replaced; `refresh`
+    recomputes regardless. The stored file is replaced only once the new value is written."""
     path = Path(path)
     ensure_writable(path.parent)
     if path.is_file() and not refresh:
         try:
             value = _load(path)
-            if isinstance(value, dict) and set(required) <= set(value):
+            if isinstance(value, dict) and set(required) <= set(value) and not (check and check(value)):
                 return value, True
-        except Exception:  # a truncated or foreign file, whatever numpy or json raise for it
+        except Exception:  # a truncated or foreign file, whatever numpy or json (or `check`) raise for it
             pass
-        path.unlink(missing_ok=True)
     value = compute()
     _save(path, value)
     return value, False

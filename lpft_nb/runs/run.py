@@ -2,8 +2,14 @@
 
 A cache entry is keyed by a hash of (the run's settings, the data files' contents, the model's files,
 and the source code of this package), so a changed setting or a change to the helpers never serves a
-stale result. Entries are written into a temporary folder and renamed into place, so an interrupted run
-leaves no entry; an entry whose files do not load is deleted and recomputed, never served.
+stale result. An entry is served only when its files load and fit their schema (types, and array shapes
+that match the data); any other entry is recomputed, never served.
+
+Nothing finished is thrown away before its replacement exists: the device is resolved before any entry is
+touched, a new entry is written into a temporary folder beside the old one and renamed over it (the old
+one is moved aside first and removed only after). Temporary folders carry their writer's host and process
+id; one whose writer is dead (on this host) or that is a day old is cleaned up when a run starts, and an
+old entry moved aside by a writer that died before its rename is put back.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -76,6 +83,7 @@ ARRAY_FIELDS = (
     "features_after_test",
 )
 FEATURE_SPLITS = ("test",)  # plus every OOD set: features before/after training are stored for these
+SPLIT_FIELDS = ("accuracy", "macro_f1", "n")
 
 
 @functools.cache
@@ -217,7 +225,7 @@ def execute_run(
     }
     # the seed's N(0, 0.02²) head before any LP or scaling: the paper's "Pre-trained" row of Table 13
     metrics["head_norm_random"] = model.head_norms()[0]
-    if cfg.uses_lp_head:
+    if cfg.uses_lp_head or cfg.head_norm_to == "lp":
         train_feats = predict(
             model, enc["train"], cfg.eval_batch_size, desc=desc("φ0 train"), precision=cfg.precision
         )[1]
@@ -230,7 +238,18 @@ def execute_run(
             binary_head=cfg.lp_binary_head,
             seed=cfg.seed,
         )
-        model.set_head(probe.weight, probe.bias)
+        if cfg.head_norm_to == "lp":  # keep the random head's direction, take the LP head's norm
+            with torch.no_grad():
+                factor = probe.weight_norm / metrics["head_norm_random"]
+                model.head.weight.mul_(factor)
+                model.head.bias.mul_(factor)
+        else:
+            model.set_head(probe.weight, probe.bias)
+        if cfg.head_norm_to == "random":  # keep the LP head's direction, take the random head's norm
+            with torch.no_grad():
+                factor = metrics["head_norm_random"] / probe.weight_norm
+                model.head.weight.mul_(factor)
+                model.head.bias.mul_(factor)
         history["lp_path"] = probe_iteration_path(
             train_feats, data.train.labels, data.num_classes, probe.C, binary_head=cfg.lp_binary_head
         )
@@ -250,6 +269,12 @@ def execute_run(
     arrays["head_weight_init"] = model.head.weight.detach().cpu().numpy().copy()
     arrays["head_bias_init"] = model.head.bias.detach().cpu().numpy().copy()
     metrics["head_norm_init"], metrics["bias_norm_init"] = model.head_norms()
+    last_step: dict[str, np.ndarray] = {}
+
+    def keep_last_step(trained) -> None:  # Diff(F) at a fixed step: the features after the last step
+        for name in feature_splits:
+            last_step[name] = predict(trained, enc[name], cfg.eval_batch_size, precision=cfg.precision)[1]
+
     if cfg.trains_backbone:
         history.update(
             fine_tune(
@@ -263,9 +288,11 @@ def execute_run(
                 eval_batch_size=cfg.eval_batch_size,
                 progress=progress,
                 precision=cfg.precision,
+                at_last_step=keep_last_step,
             )
         )
         metrics["best_epoch"] = history["best_epoch"]
+        metrics["last_epoch"] = cfg.epochs
     metrics["head_norm_final"], metrics["bias_norm_final"] = model.head_norms()
     arrays["head_weight_final"] = model.head.weight.detach().cpu().numpy().copy()
     arrays["head_bias_final"] = model.head.bias.detach().cpu().numpy().copy()
@@ -280,6 +307,7 @@ def execute_run(
         arrays[f"labels_{name}"] = split_enc.labels
         if name in feature_splits:
             arrays[f"features_after_{name}"] = feats
+            arrays[f"features_last_{name}"] = last_step.get(name, feats)
         split_metrics = _split_metrics(logits, split_enc.labels)
         if name in data.ood:
             metrics["ood"][name] = split_metrics
@@ -294,30 +322,163 @@ def _entry_name(cfg: RunConfig, key: str) -> str:
     return f"{cfg.dataset}-{cfg.method}-s{cfg.seed}-{key}"
 
 
-def _read_entry(path: Path, cfg: RunConfig) -> RunResult | None:
-    """Load a complete entry, or None (deleting it) when any file is missing or unreadable."""
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_numbers(value) -> bool:
+    return isinstance(value, list) and all(_is_number(v) for v in value)
+
+
+def _split_problem(name: str, value, n: int) -> str | None:
+    if not isinstance(value, dict) or not all(_is_number(value.get(k)) for k in SPLIT_FIELDS):
+        return f"metrics {name} is not {{accuracy, macro_f1, n}} of numbers"
+    if value["n"] != n:
+        return f"metrics {name} counts {value['n']} examples, the data {n}"
+    return None
+
+
+def schema_problem(cfg: RunConfig, data: TaskData, metrics, history, arrays: dict) -> str | None:
+    """Why an entry's contents cannot be the run of `cfg` on `data` (a missing field, a wrong type, an
+    array whose shape or labels do not fit the data), or None when they can. Shapes: logits (n, K),
+    labels (n,), features (n, d), head weight (K, d) and bias (K,), K classes, n examples of the split."""
+    if not isinstance(metrics, dict) or not isinstance(history, dict):
+        return "metrics or history is not a mapping"
+    lacking = (set(METRIC_FIELDS) - set(metrics)) | (set(ARRAY_FIELDS) - set(arrays))
+    if lacking:
+        return f"entry lacks {sorted(lacking)}"
+    numbers = [k for k in METRIC_FIELDS if k not in ("data", "val", "test", "ood")]
+    if not all(_is_number(metrics[k]) for k in numbers):
+        return f"metrics {', '.join(numbers)} must be numbers"
+    rows = metrics["data"]
+    if not isinstance(rows, list) or len(rows) < 3 or not all(isinstance(r, dict) and "n" in r for r in rows):
+        return "metrics data is not one row per split"
+    splits = {"train": data.train, **data.eval_splits()}
+    if not isinstance(metrics["ood"], dict) or set(metrics["ood"]) != set(data.ood):
+        return f"metrics ood must name {sorted(data.ood)}"
+    for name, split in splits.items():
+        if name != "train":
+            problem = _split_problem(
+                name, metrics["ood"][name] if name in data.ood else metrics[name], len(split)
+            )
+            if problem:
+                return problem
+        labels = arrays.get("labels_train" if name == "train" else f"labels_{name}")
+        if labels is None or labels.shape != (len(split),) or not np.array_equal(labels, split.labels):
+            return f"labels of {name} do not match the data"
+    k = data.num_classes
+    weight = arrays["head_weight_init"]
+    if weight.ndim != 2 or weight.shape[0] != k:
+        return f"head_weight_init has shape {weight.shape}, not ({k}, d)"
+    d = weight.shape[1]
+    shapes = {"head_weight_final": (k, d), "head_bias_init": (k,), "head_bias_final": (k,)}
+    for name, split in splits.items():
+        if name != "train":
+            shapes[f"logits_{name}"] = (len(split), k)
+    for name in (*FEATURE_SPLITS, *data.ood):
+        for when in ("before", "after"):
+            shapes[f"features_{when}_{name}"] = (len(splits[name]), d)
+    if cfg.uses_lp_head:
+        shapes["features_before_train"] = (len(data.train), d)
+    wrong = [
+        f"{a} {arrays[a].shape if a in arrays else 'missing'}"
+        for a, s in shapes.items()
+        if a not in arrays or arrays[a].shape != s
+    ]
+    if wrong:
+        return f"arrays of the wrong shape: {', '.join(wrong)}"
+    if cfg.uses_lp_head:
+        lp = metrics.get("lp")
+        if not isinstance(lp, dict) or not _is_number(lp.get("C")) or not isinstance(lp.get("cv"), bool):
+            return "metrics lp lacks C (a number) or cv (a bool)"
+        if not _is_number(lp.get("train_accuracy")) or "lp_path" not in history:
+            return "metrics lp lacks train_accuracy, or history lacks lp_path"
+    if cfg.trains_backbone:
+        epoch = metrics.get("best_epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or history.get("best_epoch") != epoch:
+            return "best_epoch is not the same integer in metrics and history"
+        if not all(_is_numbers(history.get(key)) for key in ("loss", "lr", "val_accuracy", "head_norm")):
+            return "history loss, lr, val_accuracy or head_norm is not a list of numbers"
+    return None
+
+
+def _read_entry(path: Path, cfg: RunConfig, data: TaskData) -> RunResult | None:
+    """Load a complete entry, or None when any file is missing, unreadable or off its schema (the entry is
+    then recomputed and replaced)."""
     try:
         meta = json.loads((path / "meta.json").read_text())
-        if not meta.get("complete"):
+        if not isinstance(meta, dict) or meta.get("complete") is not True:
             raise ValueError("incomplete")
         metrics = json.loads((path / "metrics.json").read_text())
         history = json.loads((path / "history.json").read_text())
         with np.load(path / "arrays.npz") as npz:
             arrays = {k: npz[k] for k in npz.files}
-        lacking = (set(METRIC_FIELDS) - set(metrics)) | (set(ARRAY_FIELDS) - set(arrays))
-        if lacking or (cfg.uses_lp_head and "lp" not in metrics) or not isinstance(history, dict):
-            raise ValueError(f"entry lacks {sorted(lacking)}")
+        problem = schema_problem(cfg, data, metrics, history, arrays)
+        if problem:
+            raise ValueError(problem)
     except Exception:  # unreadable, truncated or of another schema: recomputed, never served
-        shutil.rmtree(path, ignore_errors=True)
         return None
     return RunResult(config=cfg, metrics=metrics, history=history, path=path, cache_hit=True, _arrays=arrays)
+
+
+TMP_PREFIX, ASIDE_PREFIX = ".tmp-", ".old-"  # a new entry being written; an old one being replaced
+STALE_SECONDS = 24 * 3600  # a temporary folder this old is stale whoever wrote it (writes take seconds)
+
+
+def _writer_tag() -> str:
+    """`<pid>@<host>.`: who writes a temporary folder (read back by `clean_stale_temporaries`)."""
+    return f"{os.getpid()}@{socket.gethostname()}."
+
+
+def _writer_dead(name: str, prefix: str) -> bool:
+    """Whether the process that made the temporary folder `name` has ended (known on this host only)."""
+    pid, _, rest = name[len(prefix) :].partition("@")
+    host = rest.split(".", 1)[0] if rest else ""
+    if not pid.isdigit() or host != socket.gethostname().split(".", 1)[0]:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
+def clean_stale_temporaries(root: Path) -> list[str]:
+    """Remove the temporary folders under `root` whose writer died (or that are `STALE_SECONDS` old), and
+    put back an old entry whose replacement never arrived; a live writer's folders are left alone.
+    Returns the names handled."""
+    handled = []
+    now = time.time()
+    for path in root.iterdir() if root.is_dir() else ():
+        prefix = next((p for p in (TMP_PREFIX, ASIDE_PREFIX) if path.name.startswith(p)), None)
+        if prefix is None:
+            continue
+        try:
+            old = now - path.stat().st_mtime > STALE_SECONDS
+        except OSError:  # removed meanwhile
+            continue
+        if not (old or _writer_dead(path.name, prefix)):
+            continue
+        entry = path.name.rsplit(".", 1)[-1] if prefix == ASIDE_PREFIX else ""  # entry names hold no dot
+        if entry and not (root / entry).exists():
+            os.rename(path, root / entry)  # the replacement never arrived: the old entry is kept
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        handled.append(path.name)
+    return handled
 
 
 def _write_entry(
     root: Path, name: str, cfg: RunConfig, key: str, metrics: dict, history: dict, arrays: dict
 ) -> Path:
+    """Write the entry into a temporary folder beside `root / name`, then rename it there; an entry already
+    there (a refresh, or one that failed its schema) is moved aside first and removed only after."""
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=TMP_PREFIX + _writer_tag()))
+    final = root / name
+    aside = root / f"{ASIDE_PREFIX}{_writer_tag()}{name}"
     try:
         (tmp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
@@ -326,14 +487,20 @@ def _write_entry(
         (tmp / "meta.json").write_text(
             json.dumps({"complete": True, "key": key, "identity": cfg.identity(), "code": run_code_key()})
         )
-        final = root / name
+        try:
+            os.rename(final, aside)
+        except FileNotFoundError:  # no entry there yet
+            pass
         try:
             os.rename(tmp, final)
-        except OSError:  # an identical entry appeared meanwhile: keep it
+        except OSError:  # another writer's entry appeared meanwhile: keep it
             shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(aside, ignore_errors=True)
         return final
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if aside.exists() and not final.exists():
+            os.rename(aside, final)
         raise
 
 
@@ -353,19 +520,24 @@ def is_cached(cfg: RunConfig) -> bool:
 
 
 def get_run(cfg: RunConfig, progress: bool = True, refresh: bool = False) -> RunResult:
-    """The run for `cfg`: from the cache when an entry with the same key exists, else trained now (a device
-    this machine lacks is then one line before any work; a cached run is served on any machine)."""
+    """The run for `cfg`: from the cache when an entry with the same key exists and fits its schema, else
+    trained now. A cached run is served on any machine; before training, the device is resolved (one line
+    when this machine lacks it) before any entry is touched. `refresh` retrains and replaces the entry
+    only once the new one is written (an error, a crash or Ctrl-C leave the old one as it was). Every call
+    checks the data files against their pins (`data_verified` in the metrics; a warning when they differ)."""
     data = _load_data(cfg)
     _check_classes(cfg, data)
+    verified = data_verified(cfg, data)
     key = run_key(cfg, data)
     root = ensure_writable(cfg.resolved_cache_dir() / "runs")
+    clean_stale_temporaries(root)
     path = root / _entry_name(cfg, key)
     if path.exists() and not refresh:
-        hit = _read_entry(path, cfg)
+        hit = _read_entry(path, cfg, data)
         if hit is not None:
+            hit.metrics["data_verified"] = verified
             return hit
-    if path.exists():
-        shutil.rmtree(path, ignore_errors=True)
+    resolve_device(cfg.device)  # before anything is trained or replaced
     metrics, history, arrays = execute_run(cfg, data, progress=progress)
     final = _write_entry(root, path.name, cfg, key, metrics, history, arrays)
     return RunResult(
@@ -373,21 +545,24 @@ def get_run(cfg: RunConfig, progress: bool = True, refresh: bool = False) -> Run
     )
 
 
-_WARNED: set[str] = set()
+_UNPINNED: dict[tuple[str, str], list[str]] = {}  # (data folder, contents) -> files off their pin
 
 
 def data_verified(cfg: RunConfig, data: TaskData) -> bool:
-    """Whether every data file the run reads matches its pinned sha256; when not, one warning per data
-    folder on stderr (the run goes on: a user may train on data of their own on purpose)."""
-    changed = unpinned_files(cfg.resolved_data_dir(), data.files)
-    if changed and str(cfg.resolved_data_dir()) not in _WARNED:
-        _WARNED.add(str(cfg.resolved_data_dir()))
-        print(
-            f"warning: {len(changed)} data file(s) differ from their pinned sha256 ({', '.join(changed)}); "
-            "the run records data_verified: false. `python -m lpft_nb data check` says more.",
-            file=sys.stderr,
-        )
-    return not changed
+    """Whether every data file the run reads matches its pinned sha256 (hashed once per process and file
+    contents). When not, a warning on stderr, once per process (each command) and data folder contents:
+    the run goes on, served or trained (a user may use data of their own on purpose), and records it."""
+    memo = (str(cfg.resolved_data_dir()), data.fingerprint())
+    if memo not in _UNPINNED:
+        _UNPINNED[memo] = changed = unpinned_files(cfg.resolved_data_dir(), data.files)
+        if changed:
+            print(
+                f"warning: {len(changed)} data file(s) differ from their pinned sha256 "
+                f"({', '.join(changed)}); the run records data_verified: false. "
+                "`python -m lpft_nb data check` says more.",
+                file=sys.stderr,
+            )
+    return not _UNPINNED[memo]
 
 
 def _check_classes(cfg: RunConfig, data: TaskData) -> None:
