@@ -66,6 +66,7 @@ _NAMES = {
             "dynamics_claims",
             "lora_claims",
             "lp_cause_claims",
+            "norm_direction_claims",
             "norms_claims",
             "ntk_claims",
             "scaling_claims",

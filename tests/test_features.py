@@ -3,6 +3,9 @@ import pytest
 
 from lpft_nb.analysis.features import (
     feature_change,
+    common_basis,
+    fdr_dimension,
+    fdr_null,
     fisher_ratio,
     fisher_ratio_pinv,
     fisher_ratio_ridge,
@@ -34,7 +37,7 @@ def test_fisher_ratio_by_hand_in_one_dimension():
     # class 0 at {0, 2, 1}, class 1 at {4, 6, 5}: S_W = 2 + 2 = 4, S_B = 3·2² + 3·2² = 24 → 6
     X = np.array([[0.0], [2.0], [1.0], [4.0], [6.0], [5.0]])
     y = np.array([0, 0, 0, 1, 1, 1])
-    assert fisher_ratio(X, y, k=1) == pytest.approx(6.0)
+    assert fisher_ratio(X, y, np.eye(1)) == pytest.approx(6.0)
     assert fisher_ratio_pinv(X, y) == pytest.approx(6.0)
 
 
@@ -43,7 +46,7 @@ def test_with_more_examples_than_dimensions_every_version_agrees():
     X, y = rng.normal(size=(60, 3)) + np.repeat(np.eye(3), 20, axis=0), np.repeat(np.arange(3), 20)
     A = rng.normal(size=(3, 3)) + 3 * np.eye(3)
     full = fisher_ratio_pinv(X, y)
-    assert fisher_ratio(X @ A.T, y, k=3) == pytest.approx(full, rel=1e-8)  # invariant to invertible maps
+    assert fisher_ratio(X @ A.T, y, np.eye(3)) == pytest.approx(full, rel=1e-8)  # invariant to invertible maps
     assert fisher_ratio_ridge(X, y, 1e-12) == pytest.approx(full, rel=1e-6)
 
 
@@ -54,20 +57,53 @@ def test_with_fewer_examples_than_dimensions_the_subspace_recovers_the_known_ans
     plane = rng.normal(size=(40, 2)) + np.outer(y, [3.0, 0.0])
     basis = np.linalg.qr(rng.normal(size=(384, 2)))[0]  # orthonormal columns
     wide = plane @ basis.T
-    assert fisher_ratio(wide, y, k=2) == pytest.approx(fisher_ratio_pinv(plane, y), rel=1e-8)
+    basis2 = common_basis(wide, 2)
+    assert fisher_ratio(wide, y, basis2) == pytest.approx(fisher_ratio_pinv(plane, y), rel=1e-8)
     # the full-dimensional ridge version is decided by ε once noise fills the other directions
     noisy = wide + 0.01 * rng.normal(size=wide.shape)
     small, large = fisher_ratio_ridge(noisy, y, 1e-6), fisher_ratio_ridge(noisy, y, 1e-3)
     assert small / large > 100  # grows roughly as 1/ε: no finite answer to compare
-    with pytest.raises(ValueError, match="needs more than 18 examples"):
-        few = np.r_[0:9, 20:29]  # 18 examples of 2 classes: not more than k + C = 18
-        fisher_ratio(wide[few], y[few], k=16)
+
+
+def test_fdr_dimension_keeps_n_well_above_k_plus_c():
+    assert fdr_dimension(56, 3) == 13 and fdr_dimension(872, 2) == 16 and fdr_dimension(5, 3) == 0
+    for n, c in ((20, 2), (56, 3), (80, 3), (277, 2)):
+        assert n >= 4 * fdr_dimension(n, c) + c
+
+
+def test_fdr_in_one_basis_ignores_a_methods_own_class_free_variance():
+    # two methods with the same class structure; the second adds large class-free variance in directions
+    # outside the pre-trained principal subspace: in its own basis its FDR falls, in the common one it is equal
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1, 2], 30)
+    signal = np.zeros((90, 40))
+    signal[:, :5] = rng.normal(size=(90, 5)) + 2.0 * np.eye(5)[y]
+    pre = signal.copy()  # the pre-trained features: their principal subspace is the first 5 coordinates
+    extra = np.zeros_like(signal)
+    extra[:, 20:30] = 10.0 * rng.normal(size=(90, 10))
+    basis = common_basis(pre, 5)
+    plain, noisy = fisher_ratio(signal, y, basis), fisher_ratio(signal + extra, y, basis)
+    assert noisy == pytest.approx(plain, rel=1e-9)
+    own = fisher_ratio(signal + extra, y, common_basis(signal + extra, 5))
+    assert own < 0.5 * plain  # what the per-method basis did
+
+
+def test_fdr_null_is_the_label_free_level():
+    rng = np.random.default_rng(4)
+    n, k, c = 80, 8, 3
+    X, y = rng.normal(size=(n, 20)), np.repeat(np.arange(c), [27, 27, 26])
+    null = fdr_null(X, y, common_basis(X, k))
+    expected = k * (c - 1) / (n - c - k - 1)  # the Gaussian null mean
+    assert null["mean"] == pytest.approx(expected, rel=0.25)
+    assert null["lo"] < null["mean"] < null["hi"]
+    separated = X + 3.0 * np.eye(20)[y]
+    assert fisher_ratio(separated, y, common_basis(separated, k)) > 10 * null["hi"]
 
 
 def test_fisher_ratio_degenerate_inputs():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 4))
-    assert fisher_ratio(X, np.zeros(30, int), k=2) == pytest.approx(
+    assert fisher_ratio(X, np.zeros(30, int), common_basis(X, 2)) == pytest.approx(
         0.0
     )  # one class: no between-class scatter
 

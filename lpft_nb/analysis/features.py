@@ -47,7 +47,9 @@ def norm_change(after: np.ndarray, before: np.ndarray) -> float:
     return float(np.abs(np.linalg.norm(after, axis=1) - np.linalg.norm(before, axis=1)).mean())
 
 
-FDR_DIMENSION = 16  # k of the PCA subspace FDR is computed in; needs n > k + C examples
+FDR_DIMENSION = 16  # the largest k of the subspace FDR is computed in
+FDR_EXAMPLES_PER_DIMENSION = 4  # k ≤ (n − C) / 4: n well above k + C, so S_W is well conditioned
+FDR_PERMUTATIONS = 200  # label permutations of the null
 
 
 def _scatter(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,27 +65,32 @@ def _scatter(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return s_w, s_b
 
 
-def fisher_ratio(features: np.ndarray, labels: np.ndarray, k: int = FDR_DIMENSION) -> float:
-    """FDR(F) = tr(S_W⁻¹ S_B) in the top-k PCA subspace of the features (a reconstruction: the paper gives
-    no formula and its code computes none).
+def common_basis(reference: np.ndarray, k: int) -> np.ndarray:
+    """(d, k): the top-k principal directions of `reference` (n, d), the pre-trained features of the split.
+    Every method's features of the same examples are projected on this one basis, so their FDRs are
+    comparable and a method's own class-free variance outside it cannot move its FDR."""
+    centred = np.asarray(reference, np.float64) - np.asarray(reference, np.float64).mean(axis=0)
+    return np.linalg.svd(centred, full_matrices=False)[2][:k].T
 
-    tr(S_W⁻¹ S_B) does not change under an invertible linear map of the features, so with n > d it is the
-    same in any basis; but with n < d + C, S_W is singular and the full-dimensional criterion is undefined
-    (a pseudo-inverse discards the between-class directions outside S_W's range; a ridge grows as 1/ε).
-    Projecting every feature set on its own top-k principal directions, with k + C < n, makes S_W
-    invertible; comparisons use the same k for every method. Raises ValueError when n ≤ k + C.
-    """
-    X = np.asarray(features, np.float64)
-    labels = np.asarray(labels)
-    classes = len(np.unique(labels))
-    if len(X) <= k + classes:
-        raise ValueError(
-            f"FDR in a {k}-dimensional subspace needs more than {k + classes} examples, got {len(X)}"
-        )
-    centred = X - X.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    s_w, s_b = _scatter(centred @ vt[:k].T, labels)
+
+def fisher_ratio(features: np.ndarray, labels: np.ndarray, basis: np.ndarray) -> float:
+    """FDR(F) = tr(S_W⁻¹ S_B) of the features projected on `basis` (d, k), the book's one formula for the
+    paper's Fisher discriminant ratio (its Tables 1 and 11 give no formula). S_W is invertible when n is
+    well above k + C (`fdr_dimension`); in a full 384- or 768-dimensional space with n < d + C it is not."""
+    X = np.asarray(features, np.float64) @ basis
+    s_w, s_b = _scatter(X - X.mean(axis=0), np.asarray(labels))
     return float(np.trace(np.linalg.solve(s_w, s_b)))
+
+
+def fdr_null(features: np.ndarray, labels: np.ndarray, basis: np.ndarray, seed: int = 0) -> dict:
+    """The label-permutation null of `fisher_ratio`: its mean and 95 % band over `FDR_PERMUTATIONS`
+    shuffles of the labels (the FDR of features that carry no class information but the same geometry).
+    Its mean is close to k(C − 1)/(n − C − k − 1) for Gaussian features."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    null = [fisher_ratio(features, rng.permutation(labels), basis) for _ in range(FDR_PERMUTATIONS)]
+    lo, hi = np.quantile(null, [0.025, 0.975])
+    return {"mean": float(np.mean(null)), "lo": float(lo), "hi": float(hi)}
 
 
 def fisher_ratio_pinv(features: np.ndarray, labels: np.ndarray) -> float:
@@ -123,11 +130,14 @@ FEATURE_STATS = ("CS", "Diff", "Diff_norm", "FDR")
 
 
 def feature_stats(run: RunResult, split: str = "test", before: bool = False) -> dict[str, float]:
-    """CS, Diff (mean ‖φ_after − φ_pre‖), Diff_norm (mean |‖φ_after‖ − ‖φ_pre‖|), FDR (in the top-k PCA
-    subspace, `fisher_ratio`) and its k (`fdr_dimension`) on `split` of a run.
+    """CS, Diff (mean ‖φ_after − φ_pre‖ at the restored epoch), Diff_last (the same after the last step),
+    Diff_norm (mean |‖φ_after‖ − ‖φ_pre‖|), FDR in the common basis of the pre-trained features
+    (`fisher_ratio`) with its label-permutation null (FDR_null, FDR_null_lo, FDR_null_hi) and its k
+    (`fdr_dimension`) on `split` of a run.
 
     `before=True` describes the pre-trained features (Diff 0). The paper gives no formula for these
-    statistics; the definitions follow the authors' public code (see each function above).
+    statistics and the authors' public code computes none: each definition is this book's reading (see each
+    function above).
     """
     return run_memo(
         run,
@@ -142,14 +152,27 @@ def _feature_stats(run: RunResult, split: str, before: bool) -> dict[str, float]
     a = run.arrays
     pre, labels = a[f"features_before_{split}"], a[f"labels_{split}"]
     post = pre if before else a[f"features_after_{split}"]
+    last = pre if before else a[f"features_last_{split}"]
     k = fdr_dimension(len(labels), len(np.unique(labels)))
-    return {
+    out = {
         "CS": float(mean_pairwise_cosine(post)),
         "Diff": float(feature_change(post, pre)),
+        "Diff_last": float(feature_change(last, pre)),
         "Diff_norm": float(norm_change(post, pre)),
-        "FDR": float(fisher_ratio(post, labels, k)) if k >= 1 else float("nan"),
         "FDR_k": int(k),
     }
+    if k >= 1:
+        basis = common_basis(pre, k)
+        null = fdr_null(post, labels, basis)
+        out.update(
+            FDR=fisher_ratio(post, labels, basis),
+            FDR_null=null["mean"],
+            FDR_null_lo=null["lo"],
+            FDR_null_hi=null["hi"],
+        )
+    else:
+        out.update(FDR=float("nan"), FDR_null=float("nan"), FDR_null_lo=float("nan"), FDR_null_hi=float("nan"))
+    return out
 
 
 def run_tsne(run: RunResult, split: str = "test", seed: int = 0) -> list[np.ndarray]:
@@ -165,6 +188,7 @@ def run_tsne(run: RunResult, split: str = "test", seed: int = 0) -> list[np.ndar
 
 
 def fdr_dimension(n: int, classes: int) -> int:
-    """The subspace dimension FDR uses on a split of n examples: `FDR_DIMENSION`, or n − C − 1 when the
-    split is smaller (the same for every method, since all are measured on the same examples)."""
-    return min(FDR_DIMENSION, n - classes - 1)
+    """The dimension k of the common basis FDR uses on a split of n examples and C classes:
+    min(`FDR_DIMENSION`, ⌊(n − C) / `FDR_EXAMPLES_PER_DIMENSION`⌋), the same for every method (all are
+    measured on the same examples); 0 when the split is too small."""
+    return max(0, min(FDR_DIMENSION, (n - classes) // FDR_EXAMPLES_PER_DIMENSION))

@@ -94,7 +94,7 @@ def rank_sweep(
             {
                 "r": r,
                 "accuracy": 100 * study.values(dataset, "lora", "test.accuracy"),
-                "diff": study.values(dataset, "lora", lambda run: feature_stats(run)["Diff"]),
+                "diff": study.values(dataset, "lora", lambda run: feature_stats(run)["Diff_last"]),
                 "fitted": s["fitted"],
                 "predicted": s["predicted"],
             }

@@ -243,7 +243,7 @@ def gather_claims(executed: Path) -> list[dict]:
 
     pages = [n for n in notebook_pages() if n not in GATHERING_PAGES and (executed / f"{n}.ipynb").is_file()]
     table, _ = gather_table(executed, pages, CHECKLIST, NOT_RUNNABLE)
-    return table.to_dict(orient="records")
+    return table.astype(object).where(table.notna(), None).to_dict(orient="records")
 
 
 def cache_entries() -> set[tuple[str, str]]:
@@ -346,6 +346,7 @@ def build_book(
     os.environ[EXECUTED_ENV] = str(executed.resolve())
     try:
         results = _execute_pages(independent, profile, executed, jobs, keep_going)
+        adjusted = adjust_claims(executed)
         if keep_going or all(r.ok for r in results):
             results += _execute_pages(gathering, profile, executed, 1, keep_going)
     finally:
@@ -398,7 +399,32 @@ def build_book(
         + ", ".join(f"{v} {k}" for k, v in counts.items())
         + " (_build/claims.json)"
     )
-    return 0 if not failed and html_ok else 1
+    return 0 if not failed and html_ok and adjusted else 1
+
+
+def adjust_claims(executed: Path) -> bool:
+    """The book-wide false-discovery control: every executed page of the book (not only this build's
+    selection: one family per book) adjusted together, its tables and verdicts rewritten
+    (`claims.adjust_notebooks`), before the gathering pages read them. False when the records conflict."""
+    from ..paper import CHECKLIST
+    from ..report.claims import adjust_notebooks
+
+    paths = [
+        executed / f"{n}.ipynb"
+        for n in notebook_pages()
+        if n not in GATHERING_PAGES and (executed / f"{n}.ipynb").is_file()
+    ]
+    try:
+        counts = adjust_notebooks(paths, CHECKLIST)
+    except ValueError as err:
+        print(f"claims {'':<14} FAILED: {err}", flush=True)
+        return False
+    print(
+        f"claims {'':<14} {counts['tested']} tested checks: {counts['nominal']} at p < 5 % alone, "
+        f"{counts['adjusted']} after the Benjamini–Hochberg adjustment over all of them",
+        flush=True,
+    )
+    return True
 
 
 def fork_page(page: str, name: str, book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR) -> None:

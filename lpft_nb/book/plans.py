@@ -172,8 +172,30 @@ def _norms(p: Mapping[str, Any]) -> PagePlan:
             p, dataset, scale_bias=p["scale_bias"], lr=lr, batch_size=batch_size
         ),
         **{f"controlled-{d}": _controlled_study(p, d) for d in p["datasets"]},
+        **_norm_direction_studies(p, dataset),
     }
     return PagePlan("norms", studies=studies)
+
+
+def _norm_direction_studies(p: Mapping[str, Any], dataset: str) -> dict[str, Study]:
+    """FT from the random head rescaled to the LP head's norm, and LP-FT from the LP head rescaled to the
+    random head's norm, at FT's learning rate and batch size (their partners are `controlled-<dataset>`)."""
+    batch_size, lr = PAPER_HPARAMS["ft"][dataset]
+
+    def rescaled(method: str, target: str) -> Study:
+        return Study(
+            datasets=[dataset],
+            methods=[method],
+            seeds=list(p["seeds"]),
+            lp_Cs=list(p["lp_Cs"][:1]),
+            settings=run_settings(p, lr=lr, batch_size=batch_size, head_norm_to=target),
+        )
+
+    return {
+        f"controlled-{dataset}": _controlled_study(p, dataset),
+        "ft-at-lp-norm": rescaled("ft", "lp"),
+        "lp-ft-at-random-norm": rescaled("lp_ft", "random"),
+    }
 
 
 def _ntk(p: Mapping[str, Any]) -> PagePlan:

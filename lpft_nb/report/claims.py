@@ -1,35 +1,49 @@
 """Claim checks: computed from measured numbers, shown on the page, recorded for the `claims` page.
 
-Every check returns a `Claim` with a status computed from the numbers: ``holds``, ``does not hold``, or
-``inconclusive``. Comparisons use one rule (`RULE`, `LEVEL`): Welch's t over seeds, two-sided at 5 %, with
-each side's per-example standard error (the binomial error of an accuracy, a bootstrap error) added as
-known variance; a side with one value and no per-example error gives ``inconclusive`` ("one seed"). `show_claims` renders a table and embeds the records as
-JSON under the MIME type `CLAIMS_MIME`, so an executed notebook carries its checks in machine-readable form.
+Every check returns a `Claim` whose status is computed from the numbers: ``holds``, ``does not hold`` or
+``inconclusive`` (``not run`` when no page can compute it). A comparison is a test (`stats`): the difference's
+error counts the seeds and the test examples once each, pairs are tested as pairs, "comparable" and "≈" are
+equivalence tests (TOST) and "≥" a non-inferiority test, each with a stated margin whose source (the paper's
+or the book's) is in the record. A record's status on its page is at the nominal level; the build then
+adjusts every tested record of the book together (Benjamini–Hochberg, `stats.LEVEL`) and rewrites each
+page's table and verdict with the adjusted p (`adjust_records`, `lpft_nb.book.build`).
+
+Kinds (`KINDS`) are fixed by the code that makes a check, before its numbers are read: a ``claim`` is the
+paper's and can fail; a ``hypothesis`` is the book's own; an ``identity`` holds by construction (a test of
+the code); a ``vacuous`` check cannot inform at the build's scale, by a bound computed from the setup alone.
+`show_claims` renders a table and embeds the records as JSON under `CLAIMS_MIME`.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import stats
 from .format import fmt
+from .stats import LEVEL, Sample
 
 CLAIMS_MIME = "application/vnd.lpft.claims+json"
+VERDICT_MIME = "application/vnd.lpft.verdict+json"
 STATUSES = ("holds", "does not hold", "inconclusive", "not run")
-# A `claim` is the paper's statement and can fail; an `identity` holds by construction (a test of the code);
-# a `hypothesis` is this book's own explanation, tested on its pages. Only claims count as the paper's.
-KINDS = ("claim", "identity", "hypothesis")
+KINDS = ("claim", "identity", "hypothesis", "vacuous")
+TESTED_KINDS = ("claim", "hypothesis")  # the records whose p-values enter the book-wide adjustment
+SOURCES = ("paper", "book")
 
 
 @dataclass
 class Claim:
     """One check: claim id (`paper.CHECKLIST`), page, statement, paper value, our value, status, reason;
     `evidence`: the HTML id of the figure or table on its page that shows the numbers ("" when none);
-    `kind`: "claim" or "identity" (`KINDS`)."""
+    `kind` (`KINDS`). Tested checks also carry the test, its p, the adjusted p (after the build's
+    adjustment), the side the estimate points to, the estimate with its error, the tolerance (a factor, a
+    threshold or a margin) with its source, the statuses at half and double a book tolerance, and for an
+    inconclusive one the minimal detectable effect at 80 % power beside the paper's effect."""
 
     id: str
     page: str
@@ -40,58 +54,106 @@ class Claim:
     why: str = ""
     evidence: str = ""
     kind: str = "claim"
-    rule: str = ""  # the decision rule, in words (`RULE` for comparisons)
-    level: float | None = None  # its level: how often it is decisive when there is no difference
+    rule: str = ""  # the test, in words
+    level: float | None = None
     seeds: str = ""  # values per side, e.g. "3 vs 3"
-    seeds_needed: int | None = None  # inconclusive comparisons: seeds per side that would decide it
+    p: float | None = None
+    p_adjusted: float | None = None
+    side: str = ""  # where the estimate points: "holds" or "does not hold"
+    estimate: float | None = None
+    se: float | None = None
+    df: float | None = None
+    tolerance: str = ""  # e.g. "factor 10", "margin 1 point", "threshold 0.3"; "" when none
+    tolerance_source: str = ""  # "paper" (with its number in `tolerance`) or "book"
+    sensitivity: str = ""  # a book tolerance: the nominal status at half and at double it
+    mde: float | None = None  # minimal detectable effect at 80 % power, in the estimate's units
+    paper_effect: float | None = None  # the paper's effect in the same units, where they are commensurate
+    decidable: bool | None = None  # False: the paper's effect lies below the minimal detectable effect
 
     def __post_init__(self):
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.tolerance and self.tolerance_source not in SOURCES:
+            raise ValueError(f"a tolerance needs its source ({SOURCES}): {self.statement!r}")
+
+    @classmethod
+    def from_record(cls, record: dict) -> Claim:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
 
 
-LEVEL = 0.05
 RULE = (
-    "Welch's t-test over seeds, two-sided at level 5 % (a verdict in either direction when there is no "
-    "difference at most 5 % of the time), each side's per-example standard error added as known "
-    "variance (against a fixed threshold: the one-sample t-test); a side with one value and no "
-    "per-example error is inconclusive"
+    f"a t-test of the difference over seeds and test examples (two-way random effects, pairs as pairs), "
+    f"equivalence by TOST and non-inferiority by a one-sided test with a stated margin; the false-discovery "
+    f"rate over every tested record of the build held at {LEVEL:.0%} (Benjamini–Hochberg)"
 )
 
 
-def _welch(ma, va, ka, se_a, mb, vb, kb, se_b, factor) -> tuple[float, float]:
-    """(standard error, degrees of freedom) of mean(a) − factor·mean(b): per side the seed variance of
-    the mean (va/ka, ka − 1 degrees of freedom) plus the squared per-example error (known: infinite
-    degrees of freedom), Welch–Satterthwaite over the seed parts."""
-    seed_a, seed_b = va / ka, factor**2 * vb / kb
-    total = seed_a + se_a**2 + seed_b + factor**2 * se_b**2
-    den = (seed_a**2 / (ka - 1) if ka > 1 else 0.0) + (seed_b**2 / (kb - 1) if kb > 1 else 0.0)
-    return float(np.sqrt(total)), float(total**2 / den) if den > 0 else float("inf")
+def _sample(x) -> Sample:
+    return x if isinstance(x, Sample) else Sample(np.asarray(x, dtype=float))
 
 
-def _critical(df: float) -> float:
-    from scipy.stats import norm, t
-
-    return float(norm.ppf(1 - LEVEL / 2) if np.isinf(df) else t.ppf(1 - LEVEL / 2, df))
+def _lonely(samples: dict[str, Sample]) -> list[str]:
+    return [name for name, s in samples.items() if len(s.values) < 2]
 
 
-def seeds_needed(margin, va, vb, se_a, se_b, factor, limit: int = 1000) -> int | None:
-    """The seeds per side with which `margin` would be decisive under `RULE`, if the per-seed variances
-    stay `va`, `vb`; None when no number up to `limit` would (the per-example error alone is too large)."""
-
-    def decisive(k: int) -> bool:
-        se, df = _welch(0, va, k, se_a, 0, vb, k, se_b, factor)
-        return abs(margin) > _critical(df) * se
-
-    if margin == 0 or not decisive(limit):
-        return None
-    lo, hi = 1, limit  # decisive(hi); not decisive(lo) or lo = 1 (more seeds only ever help)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if decisive(mid) else (mid, hi)
-    return hi
+def tested(
+    claim_id: str,
+    page: str,
+    statement: str,
+    paper: str,
+    ours: str,
+    test_at: Callable[[float | None], stats.Test],
+    *,
+    samples: dict[str, Sample],
+    tolerance: float | None = None,
+    tolerance_text: str = "",
+    source: str = "",
+    paper_effect: float | None = None,
+    kind: str = "claim",
+    describe: Callable[[stats.Test], str] = lambda t: "",
+) -> Claim:
+    """A check decided by `test_at(tolerance)` (a `stats.Test`); with a book tolerance, also at half and at
+    double it (`sensitivity`). One value on a side (one seed) gives no verdict, whatever else is known."""
+    seeds = " vs ".join(str(len(s.values)) for s in samples.values())
+    record = {"rule": RULE, "level": LEVEL, "seeds": seeds, "kind": kind}
+    if tolerance_text:
+        record.update(tolerance=tolerance_text, tolerance_source=source)
+    lonely = _lonely(samples)
+    if lonely:
+        why = f"one seed: one value of {' and '.join(lonely)}, so no seed spread and no test"
+        return Claim(claim_id, page, statement, paper, ours, "inconclusive", why, **record)
+    test = test_at(tolerance)
+    est = test.estimate
+    status = stats.status(test.side, test.p)
+    if source == "book" and tolerance is not None:
+        record["sensitivity"] = "; ".join(
+            f"at {label}: {stats.status((t := test_at(value)).side, t.p)} (p = {t.p:.2g})"
+            for label, value in (("half", tolerance / 2), ("double", tolerance * 2))
+        )
+    record.update(
+        p=test.p,
+        side=test.side,
+        estimate=est.value,
+        se=est.se,
+        df=est.df,
+        mde=test.mde,
+        paper_effect=paper_effect,
+    )
+    if status == "inconclusive" and paper_effect is not None and np.isfinite(test.mde):
+        record["decidable"] = bool(abs(paper_effect) >= test.mde)
+    noise = (
+        f"se {est.se:.2g} (seeds {np.sqrt(est.seed_var):.2g}, test examples {np.sqrt(est.example_var):.2g})"
+    )
+    df = "" if np.isinf(est.df) else f", {est.df:.1f} df"
+    why = f"{describe(test)}{test.name}: p = {test.p:.2g}{df}; {noise}"
+    if status == "inconclusive":
+        why += f"; detectable at 80 % power: {test.mde:.3g}"
+        if record.get("decidable") is False:
+            why += f", above the paper's effect {abs(paper_effect):.3g}: not decidable at this scale"
+    return Claim(claim_id, page, statement, paper, ours, status, why, **record)
 
 
 def compare(
@@ -99,60 +161,40 @@ def compare(
     page: str,
     statement: str,
     paper: str,
-    a: ArrayLike,
-    b: ArrayLike,
+    a,
+    b,
     *,
     factor: float = 1.0,
+    source: str = "",
     a_name: str = "A",
     b_name: str = "B",
-    se_a: float = 0.0,
-    se_b: float = 0.0,
+    paper_effect: float | None = None,
+    kind: str = "claim",
 ) -> Claim:
-    """Check mean(a) > factor · mean(b), where a and b are per-seed values, under `RULE`.
-
-    `se_a`, `se_b`: each side's per-example standard error (in the units of a and b), e.g. the binomial
-    error of an accuracy on the test set, which the seed spread does not hold when every seed is scored
-    on the same test examples.
-    """
-    a = np.atleast_1d(np.asarray(a, dtype=float))
-    b = np.atleast_1d(np.asarray(b, dtype=float))
-    ma, mb = float(a.mean()), float(b.mean())
-    va = float(a.var(ddof=1)) if len(a) > 1 else 0.0
-    vb = float(b.var(ddof=1)) if len(b) > 1 else 0.0
-    margin = ma - factor * mb
+    """Is mean(a) > factor · mean(b)? `a`, `b`: `stats.Sample`s (or per-seed values) of the same seeds;
+    a factor other than 1 is a tolerance and needs its `source`."""
+    a, b = _sample(a), _sample(b)
     target = f"{factor:g} × {b_name}" if factor != 1 else b_name
-    ours = f"{a_name} = {fmt(a)}; {b_name} = {fmt(b)}"
-    record = {"rule": RULE, "level": LEVEL, "seeds": f"{len(a)} vs {len(b)}"}
-    lonely = [n for n, v, se in ((a_name, a, se_a), (b_name, b, se_b)) if len(v) == 1 and se == 0]
-    if lonely:
-        why = f"one seed: one value of {' and '.join(lonely)} and no per-example error, so no noise estimate"
-        return Claim(claim_id, page, statement, paper, ours, "inconclusive", why, **record)
-    se, df = _welch(ma, va, len(a), se_a, mb, vb, len(b), se_b, factor)
-    status, noise, needed = _decide(margin, se, df, va, vb, se_a, se_b, factor)
-    if status == "inconclusive":
-        record["seeds_needed"] = needed
-        why = f"{a_name} − {target} = {margin:.3g} is within the noise ({noise}); {_more(needed)}"
-    elif se == 0 and margin == 0:
-        why = f"{a_name} equals {target} in every seed"
-    else:
-        why = f"{a_name} {'exceeds' if margin > 0 else 'is below'} {target} by {abs(margin):.3g} ({noise})"
-    return Claim(claim_id, page, statement, paper, ours, status, why, **record)
+    ours = f"{a_name} = {fmt(a.values)}; {b_name} = {fmt(b.values)}"
+    tol = factor if factor != 1 else None
 
+    def describe(t: stats.Test) -> str:
+        return f"{a_name} − {target} = {t.estimate.value:.3g}; "
 
-def _decide(margin, se, df, va, vb, se_a, se_b, factor) -> tuple[str, str, int | None]:
-    """(status, the noise in words, seeds per side needed when inconclusive) of a `margin` (> 0: the claim's
-    direction) with standard error `se` on `df` degrees of freedom, under `RULE`."""
-    noise = f"standard error {se:.2g}" + ("" if np.isinf(df) else f", {df:.1f} degrees of freedom")
-    if se == 0 and margin == 0:
-        return "inconclusive", noise, None
-    if se == 0 or abs(margin) > _critical(df) * se:
-        return ("holds" if margin > 0 else "does not hold"), noise, None
-    return "inconclusive", noise, seeds_needed(margin, va, vb, se_a, se_b, factor)
-
-
-def _more(needed: int | None) -> str:
-    return (
-        f"about {needed} seeds per side would decide it" if needed else "no number of seeds would decide it"
+    return tested(
+        claim_id,
+        page,
+        statement,
+        paper,
+        ours,
+        lambda f: stats.directional(stats.difference(a, b, factor=f or 1.0)),
+        samples={a_name: a, b_name: b},
+        tolerance=tol,
+        tolerance_text=f"factor {factor:g}" if tol else "",
+        source=source,
+        paper_effect=paper_effect,
+        kind=kind,
+        describe=describe,
     )
 
 
@@ -161,59 +203,167 @@ def exceeds(
     page: str,
     statement: str,
     paper: str,
-    values: ArrayLike,
+    values,
     threshold: float,
     *,
+    source: str,
     name: str = "value",
     below: bool = False,
+    kind: str = "claim",
 ) -> Claim:
-    """Check mean(values) > threshold (with `below`: < threshold), where `values` are per-seed values and the
-    threshold is exact, under `RULE` in its one-sample form (t over seeds, k − 1 degrees of freedom). One
-    value is inconclusive ("one seed")."""
-    v = np.atleast_1d(np.asarray(values, dtype=float))
-    m, var = float(v.mean()), float(v.var(ddof=1)) if len(v) > 1 else 0.0
-    margin = threshold - m if below else m - threshold
-    ours = f"{name} = {fmt(v)}; threshold {threshold:.3g}"
-    record = {"rule": RULE, "level": LEVEL, "seeds": str(len(v))}
-    if len(v) == 1:
-        why = f"one seed: one value of {name}, so no noise estimate"
-        return Claim(claim_id, page, statement, paper, ours, "inconclusive", why, **record)
-    se, df = _welch(m, var, len(v), 0.0, threshold, 0.0, 1, 0.0, 1.0)
-    status, noise, needed = _decide(margin, se, df, var, 0.0, 0.0, 0.0, 1.0)
-    if status == "inconclusive":
-        record["seeds_needed"] = needed
-        why = f"{name} − {threshold:.3g} = {m - threshold:.3g} is within the noise ({noise}); {_more(needed)}"
-    else:
-        side = "exceeds" if m > threshold else "is below"
-        why = f"{name} {side} the threshold {threshold:.3g} by {abs(m - threshold):.3g} ({noise})"
-    return Claim(claim_id, page, statement, paper, ours, status, why, **record)
+    """Is mean(values) > threshold (with `below`: < threshold)? A one-sample test over seeds (and test
+    examples, when `values` is a `stats.Sample` that holds them); the threshold is a tolerance with a
+    `source`."""
+    v = _sample(values)
+    signed = (
+        Sample(
+            -v.values,
+            None if v.per_example is None else -v.per_example,
+            None if v.replicates is None else -v.replicates,
+            v.n,
+        )
+        if below
+        else v
+    )
+    ours = f"{name} = {fmt(v.values)}; threshold {threshold:.3g}"
+
+    def describe(t: stats.Test) -> str:
+        return f"{name} − {threshold:.3g} = {float(v.values.mean()) - threshold:.3g}; "
+
+    return tested(
+        claim_id,
+        page,
+        statement,
+        paper,
+        ours,
+        lambda thr: stats.directional(stats.difference(signed, threshold=-thr if below else thr)),
+        samples={name: v},
+        tolerance=threshold,
+        tolerance_text=f"threshold {threshold:g}",
+        source=source,
+        kind=kind,
+        describe=describe,
+    )
 
 
-def within_factor(
+def non_inferior(
     claim_id: str,
     page: str,
     statement: str,
     paper: str,
-    values: ArrayLike,
-    reference: float,
-    factor: float,
-    name: str = "value",
+    a,
+    b,
+    *,
+    margin: float,
+    source: str,
+    unit: str = "",
+    a_name: str = "A",
+    b_name: str = "B",
+    paper_effect: float | None = None,
+    kind: str = "claim",
 ) -> Claim:
-    """Check reference/factor ≤ every per-seed value ≤ factor·reference (one value: inconclusive)."""
-    arr = np.atleast_1d(np.asarray(values, dtype=float))
-    lo, hi = reference / factor, reference * factor
-    ok = bool(np.all((arr >= lo) & (arr <= hi)))
-    ours = f"{name} = {fmt(arr)}; reference {reference:.3g}"
-    why = (
-        f"all values within [{lo:.3g}, {hi:.3g}]"
-        if ok
-        else f"values {arr.min():.3g}…{arr.max():.3g} leave [{lo:.3g}, {hi:.3g}]"
+    """Is mean(a) ≥ mean(b) − margin? A one-sided non-inferiority test at the level (holds when the whole
+    95 % interval of the difference lies above −margin; does not hold when it lies below)."""
+    a, b = _sample(a), _sample(b)
+    ours = f"{a_name} = {fmt(a.values)}; {b_name} = {fmt(b.values)}"
+
+    def describe(t: stats.Test) -> str:
+        return f"{a_name} − {b_name} = {t.estimate.value + margin:.3g} against −{margin:g}{unit}; "
+
+    return tested(
+        claim_id,
+        page,
+        statement,
+        paper,
+        ours,
+        lambda m: stats.directional(stats.difference(a, b, threshold=-m), "non-inferiority t"),
+        samples={a_name: a, b_name: b},
+        tolerance=margin,
+        tolerance_text=f"margin {margin:g}{unit}",
+        source=source,
+        paper_effect=paper_effect,
+        kind=kind,
+        describe=describe,
     )
-    rule = f"every seed's value within a factor {factor:g} of the reference; one seed is inconclusive"
-    status = "holds" if ok else "does not hold"
-    if len(arr) == 1:
-        status, why = "inconclusive", f"one seed: {why}, but one value has no noise estimate"
-    return Claim(claim_id, page, statement, paper, ours, status, why, rule=rule, seeds=str(len(arr)))
+
+
+def equivalent(
+    claim_id: str,
+    page: str,
+    statement: str,
+    paper: str,
+    a,
+    b=None,
+    *,
+    margin: float,
+    source: str,
+    reference: float = 0.0,
+    unit: str = "",
+    a_name: str = "A",
+    b_name: str = "B",
+    kind: str = "claim",
+) -> Claim:
+    """Is |mean(a) − mean(b) − reference| < margin (`b` None: |mean(a) − reference| < margin)? TOST at the
+    level: holds when the 90 % interval lies inside ±margin, does not hold when the estimate lies outside and
+    the 95 % interval excludes the margin, else inconclusive. Non-significance never makes "holds"."""
+    a = _sample(a)
+    b = None if b is None else _sample(b)
+    ours = f"{a_name} = {fmt(a.values)}" + ("" if b is None else f"; {b_name} = {fmt(b.values)}")
+    against = f"{b_name}" if b is not None else f"{reference:g}"
+
+    def describe(t: stats.Test) -> str:
+        return f"{a_name} − {against} = {t.estimate.value + (reference if b is not None else 0):.3g}; "
+
+    samples = {a_name: a} if b is None else {a_name: a, b_name: b}
+    return tested(
+        claim_id,
+        page,
+        statement,
+        paper,
+        ours,
+        lambda m: stats.equivalent(stats.difference(a, b, threshold=reference), m),
+        samples=samples,
+        tolerance=margin,
+        tolerance_text=f"margin ±{margin:g}{unit}",
+        source=source,
+        kind=kind,
+        describe=describe,
+    )
+
+
+def exact(
+    claim_id: str,
+    page: str,
+    statement: str,
+    paper: str,
+    a: ArrayLike,
+    b: ArrayLike | float,
+    *,
+    a_name: str = "A",
+    b_name: str = "B",
+    tolerance_text: str = "",
+    source: str = "",
+    kind: str = "claim",
+) -> Claim:
+    """Exact quantities (integer ranks) compared seed by seed: holds when a > b in every seed, does not hold
+    when a ≤ b in every seed, else inconclusive. No test: nothing is estimated, so nothing enters the
+    adjustment; one seed is inconclusive."""
+    a = np.atleast_1d(np.asarray(a, dtype=float))
+    b = np.broadcast_to(np.asarray(b, dtype=float), a.shape)
+    ours = f"{a_name} = {fmt(a)}; {b_name} = {fmt(np.unique(b)) if np.ndim(b) else b}"
+    record = {"rule": "exact comparison in every seed", "seeds": str(len(a)), "kind": kind}
+    if tolerance_text:
+        record.update(tolerance=tolerance_text, tolerance_source=source)
+    wins = int((a > b).sum())
+    if len(a) < 2:
+        status, why = "inconclusive", "one seed: an exact comparison needs the same answer in two or more"
+    elif wins == len(a):
+        status, why = "holds", f"{a_name} > {b_name} in all {len(a)} seeds"
+    elif wins == 0:
+        status, why = "does not hold", f"{a_name} ≤ {b_name} in all {len(a)} seeds"
+    else:
+        status, why = "inconclusive", f"{a_name} > {b_name} in {wins} of {len(a)} seeds"
+    return Claim(claim_id, page, statement, paper, ours, status, why, **record)
 
 
 def not_run(claim_id: str, page: str, statement: str, paper: str, why: str) -> Claim:
@@ -228,24 +378,53 @@ def _id_cell(claim_id: str, target: str) -> str:
     return f'<a href="{html.escape(target)}">{html.escape(claim_id)}</a>' if target else html.escape(claim_id)
 
 
-def claims_html(claims: list[Claim]) -> str:
+def _p_cell(r: dict) -> str:
+    """'p 0.012 → 0.048 (adj.)', 'p 0.012 (nominal)' or '–'."""
+    p, adj = r.get("p"), r.get("p_adjusted")
+    if p is None:
+        return "–"
+    return f"p {p:.2g} → {adj:.2g} (adj.)" if adj is not None else f"p {p:.2g} (nominal)"
+
+
+def _tolerance_cell(r: dict) -> str:
+    tol = r.get("tolerance") or ""
+    return f"{tol} ({r.get('tolerance_source')})" if tol else "–"
+
+
+def claims_html(claims: list) -> str:
+    """The checks of one page as an HTML table (`Claim`s or their records)."""
     rows = []
     for c in claims:
-        colour = _COLOURS[c.status]
+        r = c if isinstance(c, dict) else asdict(c)
         rows.append(
-            f"<tr><td>{_id_cell(c.id, '#' + c.evidence if c.evidence else '')}</td>"
-            + "".join(f"<td>{html.escape(x)}</td>" for x in (c.statement, c.paper, c.ours))
-            + f'<td style="color:{colour};font-weight:bold">{c.status}</td><td>{html.escape(c.why)}</td></tr>'
+            f"<tr><td>{_id_cell(r['id'], '#' + r['evidence'] if r.get('evidence') else '')}</td>"
+            + "".join(
+                f"<td>{html.escape(str(x))}</td>"
+                for x in (r["statement"], r["paper"], r["ours"], _tolerance_cell(r), _p_cell(r))
+            )
+            + f'<td style="color:{_COLOURS[r["status"]]};font-weight:bold">{r["status"]}</td>'
+            f"<td>{html.escape(r['why'])}</td></tr>"
         )
-    head = "".join(f"<th>{h}</th>" for h in ("id", "claim", "paper", "ours", "status", "why"))
+    head = "".join(
+        f"<th>{h}</th>" for h in ("id", "claim", "paper", "ours", "tolerance", "p", "status", "why")
+    )
     caption = (
         "The checks of this page, computed from the numbers above; an id links to the figure or table "
-        "that shows them."
+        "that shows them. p: the test's p-value and, after the build's book-wide adjustment "
+        "(Benjamini–Hochberg), the adjusted one that decides the status."
     )
     return (
         f'<table class="lpft-claims"><caption>{caption}</caption><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _claims_output(records: list[dict]) -> dict:
+    return {
+        "text/html": claims_html(records),
+        CLAIMS_MIME: records,
+        "text/plain": json.dumps(records, indent=1),
+    }
 
 
 def show_claims(claims: list[Claim], evidence: dict[str, str] | None = None) -> None:
@@ -256,11 +435,7 @@ def show_claims(claims: list[Claim], evidence: dict[str, str] | None = None) -> 
 
     for c in claims:
         c.evidence = c.evidence or (evidence or {}).get(c.id, "")
-    records = [asdict(c) for c in claims]
-    display(
-        {"text/html": claims_html(claims), CLAIMS_MIME: records, "text/plain": json.dumps(records, indent=1)},
-        raw=True,
-    )
+    display(_claims_output([asdict(c) for c in claims]), raw=True)
 
 
 def claims_from_notebook(path) -> list[dict]:
@@ -275,12 +450,86 @@ def claims_from_notebook(path) -> list[dict]:
     return found
 
 
+def check_key(record: dict) -> tuple:
+    """What makes two records one check: the same claim id, statement and numbers (a page that shows
+    another page's check again)."""
+    return (record["id"], record["statement"], record["ours"])
+
+
+def statement_conflicts(records: list[dict]) -> list[tuple[str, str]]:
+    """(id, statement) pairs that two records share with different numbers: one statement must name one
+    measurement (the kernel pair, the protocol, the LP regularisation)."""
+    numbers: dict[tuple[str, str], set] = {}
+    for r in records:
+        if r.get("ours", "–") != "–":
+            numbers.setdefault((r["id"], r["statement"]), set()).add(r["ours"])
+    return [key for key, found in numbers.items() if len(found) > 1]
+
+
+def adjust_records(records: list[dict], level: float = LEVEL) -> list[dict]:
+    """Benjamini–Hochberg over every tested record (`TESTED_KINDS`, with a p): each check once (`check_key`),
+    its adjusted p and its status from it, written into every copy. Returns the records (changed in place)."""
+    unique: dict[tuple, float] = {}
+    for r in records:
+        if r.get("kind", "claim") in TESTED_KINDS and r.get("p") is not None:
+            unique.setdefault(check_key(r), r["p"])
+    adjusted = dict(zip(unique, stats.adjust(list(unique.values()))))
+    for r in records:
+        key = check_key(r)
+        if key in adjusted and r.get("kind", "claim") in TESTED_KINDS:
+            r["p_adjusted"] = float(adjusted[key])
+            r["status"] = stats.status(r["side"], r["p_adjusted"], level)
+            if r["status"] != "inconclusive" or "adjusted p" in r["why"]:
+                continue
+            if r["p"] < level:
+                r["why"] += (
+                    f"; decisive at the nominal level, not after the adjustment (adjusted p = {r['p_adjusted']:.2g})"
+                )
+    return records
+
+
+def adjust_notebooks(paths: list, checklist: dict[str, str]) -> dict:
+    """The build's book-wide adjustment: read every claim record of the executed notebooks `paths`, adjust
+    them together (`adjust_records`), and rewrite each notebook's claim tables and verdicts with the
+    adjusted statuses. Raises ValueError on `statement_conflicts`. Returns counts for the build's summary."""
+    notebooks = {path: json.loads(open(path, encoding="utf-8").read()) for path in paths}
+    outputs = [
+        (path, output)
+        for path, nb in notebooks.items()
+        for cell in nb.get("cells", [])
+        for output in cell.get("outputs", [])
+        if CLAIMS_MIME in output.get("data", {})
+    ]
+    records = [r for _, output in outputs for r in output["data"][CLAIMS_MIME]]
+    conflicts = statement_conflicts(records)
+    if conflicts:
+        raise ValueError(f"two checks share an id and statement but not their numbers: {conflicts[:3]}")
+    adjust_records(records)
+    for _, output in outputs:
+        output["data"] = _claims_output(output["data"][CLAIMS_MIME])
+    for path, nb in notebooks.items():
+        page_records = [r for p, o in outputs if p == path for r in o["data"][CLAIMS_MIME]]
+        for cell in nb.get("cells", []):
+            for output in cell.get("outputs", []):
+                if VERDICT_MIME in output.get("data", {}):
+                    claims = [Claim.from_record(r) for r in page_records]
+                    output["data"] = _verdict_output(claims, checklist)
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(nb, fh, indent=1)
+    tested_ = {check_key(r): r for r in records if r.get("p_adjusted") is not None}
+    return {
+        "tested": len(tested_),
+        "nominal": sum(r["p"] < LEVEL for r in tested_.values()),
+        "adjusted": sum(r["p_adjusted"] < LEVEL for r in tested_.values()),
+    }
+
+
 def gather_table(executed_dir, pages: list[str], checklist: dict[str, str], not_runnable: dict[str, str]):
     """All claim records of the executed `pages` (in order), each check once, plus a `not run` row for
     every checklist id that no page checked. Returns (DataFrame, counts by status of the claims).
 
     A check that a later page shows again (same id, statement and numbers) is kept once, from the first
-    page, with the other pages in `also_on`. Identities (`kind` "identity") are kept but not counted."""
+    page, with the other pages in `also_on`. Only claims (`kind` "claim") are counted."""
     from pathlib import Path
 
     import pandas as pd
@@ -291,17 +540,20 @@ def gather_table(executed_dir, pages: list[str], checklist: dict[str, str], not_
         if not path.is_file():
             why = f"no executed notebook at {path}"
             missing = not_run("–", page, f"the page {page!r} was not executed in this build", "–", why)
-            records.append(asdict(missing))
+            records.append({**asdict(missing), "also_on": ""})
             continue
         for record in claims_from_notebook(path):
-            record = {"evidence": "", "kind": "claim", **record, "also_on": ""}
-            key = (record["id"], record["statement"], record["ours"], record["status"])
+            record = {**asdict(Claim.from_record(record)), "also_on": ""}
+            key = check_key(record)
             if key in seen:
                 first = seen[key]
                 first["also_on"] = ", ".join(filter(None, [first["also_on"], record["page"]]))
                 continue
             seen[key] = record
             records.append(record)
+    conflicts = statement_conflicts(records)
+    if conflicts:
+        raise ValueError(f"two checks share an id and statement but not their numbers: {conflicts[:3]}")
     checked = {r["id"] for r in records}
     for claim_id, statement in checklist.items():
         if claim_id not in checked:
@@ -414,30 +666,44 @@ def claims_page_html(table, caption: str = "") -> str:
 
 
 def rule_markdown(table) -> str:
-    """One paragraph for the claims page: the comparison rule and its level, and how many seeds the
-    gathered comparisons of `table` rest on (computed from the records)."""
-    rows = table[table["rule"] == RULE] if "rule" in table else table.iloc[:0]
-    seeds = rows["seeds"].value_counts()
-    spread = "; ".join(f"{k} seeds in {n} check{'s' * (n != 1)}" for k, n in seeds.items())
-    lonely = int(rows["why"].str.startswith("one seed").sum())
-    return (
-        f"**The rule.** Every comparison uses one rule: {RULE}. Its level is {LEVEL:.0%}: where there is "
-        f"no true difference, at most {LEVEL:.0%} of such checks give a verdict (the tests check this by "
-        f"simulation). In this build the {len(rows)} comparisons rest on {spread or 'no values'}; "
-        f"{lonely} of them are inconclusive because a side has one value and no per-example error. An "
-        "inconclusive comparison says how many seeds per side, at the same spread, would decide it."
+    """One paragraph for the claims page, computed from the records of `table`: the tests, the adjustment,
+    how many tested records reach the level before and after it, and what the inconclusive ones could
+    detect."""
+    tested_ = table[table["p"].notna() & table["kind"].isin(TESTED_KINDS)] if "p" in table else table.iloc[:0]
+    adjusted = tested_["p_adjusted"].notna().all() if len(tested_) else False
+    nominal = int((tested_["p"] < LEVEL).sum())
+    after = int((tested_["p_adjusted"] < LEVEL).sum()) if adjusted else None
+    seeds = tested_["seeds"].value_counts()
+    spread = "; ".join(f"{k} in {n}" for k, n in seeds.items())
+    inconclusive = tested_[tested_["status"] == "inconclusive"]
+    undecidable = int((inconclusive["decidable"] == False).sum()) if "decidable" in inconclusive else 0  # noqa: E712
+    sources = table["tolerance_source"].value_counts() if "tolerance_source" in table else {}
+    text = (
+        f"**The rule.** Every comparison is {RULE}. This build tested {len(tested_)} records (values per "
+        f"side: {spread or 'none'}); {nominal} reach p < {LEVEL:.0%} on their own"
     )
-
-
-VERDICT_MIME = "text/markdown"
+    text += (
+        f", and {after} after the Benjamini–Hochberg adjustment over all of them, which decides every status."
+        if adjusted
+        else "; the book-wide adjustment was not applied (the page was not executed by the build)."
+    )
+    text += (
+        f" Of the {len(inconclusive)} inconclusive comparisons, {undecidable} could not have detected the "
+        "paper's own effect at 80 % power (not decidable at this scale)."
+    )
+    text += (
+        f" Tolerances: {int(sources.get('paper', 0))} from the paper, {int(sources.get('book', 0))} the "
+        "book's own (each shown at half and double in its record). Identities and vacuous checks (that "
+        "cannot inform at this scale, by a bound computed before any number is read) are not tested."
+    )
+    return text
 
 
 def verdict_markdown(claims: list[Claim], checklist: dict[str, str]) -> str:
     """A page's verdict computed from its own claim records, one sentence per claim id (in page order):
     how many of its checks hold, do not hold or are inconclusive, naming those that do not hold.
-    Identities are summarised apart, as tests of the code."""
+    Identities and vacuous checks are summarised apart."""
     paper_claims = [c for c in claims if c.kind == "claim"]
-    identities = [c for c in claims if c.kind == "identity"]
     sentences = []
     for claim_id in dict.fromkeys(c.id for c in paper_claims):
         checks = [c for c in paper_claims if c.id == claim_id]
@@ -451,18 +717,31 @@ def verdict_markdown(claims: list[Claim], checklist: dict[str, str]) -> str:
     for c in claims:
         if c.kind == "hypothesis":
             sentences.append(f"Hypothesis **{c.id}** ({c.statement}): {c.status} ({c.why}).")
+    vacuous = [c for c in claims if c.kind == "vacuous"]
+    if vacuous:
+        sentences.append(f"Vacuous at this scale (not counted): {'; '.join(c.statement for c in vacuous)}.")
+    identities = [c for c in claims if c.kind == "identity"]
     if identities:
         broken = [c.statement for c in identities if c.status != "holds"]
         sentences.append(
             f"Identities (tests of the code, not of the paper): {len(identities) - len(broken)} of "
             f"{len(identities)} hold" + (f"; failing: {'; '.join(broken)}" if broken else "") + "."
         )
-    head = "At this build's scale (the parameters above), this page's checks give:"
+    adjusted = any(c.p_adjusted is not None for c in claims)
+    head = (
+        "At this build's scale (the parameters above), after the book-wide adjustment, this page's checks give:"
+        if adjusted
+        else "At the nominal level (this page was not adjusted with the rest of the book), its checks give:"
+    )
     return head + "\n\n" + "\n".join(f"- {s}" for s in sentences)
 
 
-def show_verdict(claims: list[Claim], checklist: dict[str, str]) -> None:
-    """Display `verdict_markdown` as the page's verdict (Markdown, rendered as prose)."""
-    from IPython.display import Markdown, display
+def _verdict_output(claims: list[Claim], checklist: dict[str, str]) -> dict:
+    return {"text/markdown": verdict_markdown(claims, checklist), VERDICT_MIME: {"checks": len(claims)}}
 
-    display(Markdown(verdict_markdown(claims, checklist)))
+
+def show_verdict(claims: list[Claim], checklist: dict[str, str]) -> None:
+    """Display `verdict_markdown` as the page's verdict (rewritten by the build after the adjustment)."""
+    from IPython.display import display
+
+    display(_verdict_output(claims, checklist), raw=True)

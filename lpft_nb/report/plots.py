@@ -255,7 +255,7 @@ def scaling_figure(
         xs, ys, ses = [], [], []
         for scale in sorted(source.head_scales):
             norms = source.values(dataset, method, "head_norm_init", lp_C, scale)
-            diffs = source.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)
+            diffs = source.values(dataset, method, lambda r: feature_stats(r, split)["Diff_last"], lp_C, scale)
             xs.append(norms.mean())
             ys.append(diffs.mean())
             ses.append(diffs.std(ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else 0.0)
@@ -607,7 +607,13 @@ def boss_accuracy_figure(study: Study, lp_C: LpC = "cv") -> plt.Figure:
 def fdr_ridge_figure(features: np.ndarray, labels: np.ndarray, title: str) -> plt.Figure:
     """Why a full-dimensional FDR at n < d has no value to compare: the ridge FDR tr((S_W + εI)⁻¹ S_B)
     against ε (it grows as 1/ε), beside the pseudo-inverse value and the k-dimensional PCA value used here."""
-    from ..analysis.features import fdr_dimension, fisher_ratio, fisher_ratio_pinv, fisher_ratio_ridge
+    from ..analysis.features import (
+        common_basis,
+        fdr_dimension,
+        fisher_ratio,
+        fisher_ratio_pinv,
+        fisher_ratio_ridge,
+    )
 
     eps = np.logspace(-8, 0, 17)
     ridge = [fisher_ratio_ridge(features, labels, e) for e in eps]
@@ -622,10 +628,10 @@ def fdr_ridge_figure(features: np.ndarray, labels: np.ndarray, title: str) -> pl
     )
     if k >= 1:
         ax.axhline(
-            fisher_ratio(features, labels, k),
+            fisher_ratio(features, labels, common_basis(features, k)),
             color=COLORS["lp_ft"],
             ls="--",
-            label=f"{k}-d PCA subspace (this book)",
+            label=f"{k}-d principal subspace (this book)",
         )
     ax.set_xlabel("ridge ε")
     ax.set_ylabel("FDR(F) = tr(S_W⁻¹ S_B)")

@@ -166,21 +166,39 @@ def feature_table(study: Study, dataset: str, lp_C: LpC = "cv", split: str = "te
         row = {"method": "Pre-trained" if name == "pretrained" else METHOD_LABELS[name]}
         for key, label in (
             ("CS", "CS(F)"),
-            ("Diff", "Diff(F)"),
+            ("Diff_last", "Diff(F) last step"),
+            ("Diff", "Diff(F) restored epoch"),
             ("Diff_norm", "Diff of norms"),
             ("FDR", f"FDR(F) {stats[0]['FDR_k']}-d"),
         ):
             row[f"{label} ours"] = (
                 "–" if unchanged and key.startswith("Diff") else seeds_cell([s[key] for s in stats])
             )
-            if key != "Diff_norm":
+            if key in ("CS", "Diff", "FDR"):
                 value = paper.get(key)
-                paper_label = "FDR(F) paper, full-d" if key == "FDR" else f"{label} paper"
+                paper_label = {"FDR": "FDR(F) paper, full-d", "Diff": "Diff(F) paper"}.get(
+                    key, f"{label} paper"
+                )
                 row[paper_label] = "–" if value is None else f"{value:.3g}"
+            if key == "FDR":
+                row["FDR null: mean [95 % band]"] = _null_cell(stats)
+        row["restored epoch"] = "–" if unchanged else _epochs_cell(study.get(dataset, name, lp_C))
         row["Norm(C) ours"] = seeds_cell(norms)
         row["Norm(C) paper"] = f"{paper['Norm']:.3g}" if "Norm" in paper else "–"
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
+
+
+def _null_cell(stats: list[dict]) -> str:
+    """The label-permutation null of FDR (`features.fdr_null`), averaged over seeds: 'mean [lo, hi]'."""
+    mean, lo, hi = (np.mean([s[k] for s in stats]) for k in ("FDR_null", "FDR_null_lo", "FDR_null_hi"))
+    return f"{mean:.3g} [{lo:.3g}, {hi:.3g}]"
+
+
+def _epochs_cell(runs) -> str:
+    """The epoch early stopping restored, per seed (of how many)."""
+    last = runs[0].metrics.get("last_epoch", runs[0].config.epochs)
+    return ", ".join(str(r.metrics["best_epoch"]) for r in runs) + f" of {last}"
 
 
 def _feature_cells(study: Study, dataset: str, methods, lp_C: LpC, split: str):
@@ -201,16 +219,29 @@ def _feature_cells(study: Study, dataset: str, methods, lp_C: LpC, split: str):
 
 
 @_tidied
-def feature_change_table(study: Study, lp_C: LpC = "cv", split: str = "test") -> pd.DataFrame:
-    """Paper Table 12: Diff(F) during the FT stage per method and dataset, ours beside the paper's."""
+def feature_change_table(studies, lp_C: LpC = "cv", split: str = "test") -> pd.DataFrame:
+    """Paper Table 12: Diff(F) during the FT stage per method and dataset (`studies`: one `Study` or several,
+    each adding its datasets), after the last step and at the restored epoch (with that epoch per seed),
+    the paper's beside."""
+    studies = [studies] if isinstance(studies, Study) else list(studies)
     rows = []
-    for method in [m for m in ("ft", "lora", "lp_ft", "lp_lora") if m in study.methods]:
+    for method in ("ft", "lora", "lp_ft", "lp_lora"):
         row = {"method": METHOD_LABELS[method]}
-        for dataset in study.datasets:
-            row[f"{dataset} ours"] = seeds_cell(feature_change_values(study, dataset, method, lp_C, split))
-            paper = TABLE12_DIFF.get(dataset, {}).get(method)
-            row[f"{dataset} paper"] = "–" if paper is None else f"{paper:.3g}"
-        rows.append(row)
+        for study in studies:
+            if method not in study.methods:
+                continue
+            for dataset in study.datasets:
+                row[f"{dataset} last step"] = seeds_cell(
+                    feature_change_values(study, dataset, method, lp_C, split)
+                )
+                row[f"{dataset} restored"] = seeds_cell(
+                    feature_change_values(study, dataset, method, lp_C, split, key="Diff")
+                )
+                row[f"{dataset} epoch"] = _epochs_cell(study.get(dataset, method, lp_C))
+                paper = TABLE12_DIFF.get(dataset, {}).get(method)
+                row[f"{dataset} paper"] = "–" if paper is None else f"{paper:.3g}"
+        if len(row) > 1:
+            rows.append(row)
     return pd.DataFrame(rows).set_index("method")
 
 
@@ -231,9 +262,45 @@ def controlled_table(main: Study, controlled: Sequence[Study], split: str = "tes
     return pd.DataFrame(rows, columns=columns).set_index(["dataset", "LP"])
 
 
-def feature_change_values(study: Study, dataset: str, method: str, lp_C: LpC, split: str = "test"):
-    """Per-seed Diff(F) on `split` of one grid cell."""
-    return study.values(dataset, method, lambda r: feature_stats(r, split)["Diff"], lp_C)
+@_tidied
+def norm_direction_table(
+    controlled: Study, ft_at_lp_norm: Study, lp_ft_at_random_norm: Study, split: str = "test"
+) -> pd.DataFrame:
+    """Norm apart from direction, all at FT's learning rate and batch size: per starting head (its direction
+    and its norm) ‖V‖_F at the start of FT, Diff(F) after the last step and at the restored epoch, the
+    restored epoch and the test accuracy; mean ± sd over seeds."""
+    dataset, lp_C = controlled.datasets[0], controlled.lp_Cs[0]
+    lines = (
+        ("random", "own (random)", controlled, "ft"),
+        ("random", "the LP head's", ft_at_lp_norm, "ft"),
+        ("LP", "the random head's", lp_ft_at_random_norm, "lp_ft"),
+        ("LP", "own (LP)", controlled, "lp_ft"),
+    )
+    rows = []
+    for direction, norm, study, method in lines:
+        stats = [feature_stats(r, split) for r in study.get(dataset, method, lp_C)]
+        rows.append(
+            {
+                "direction": direction,
+                "norm": norm,
+                "‖V‖ at start": seeds_cell(study.values(dataset, method, "head_norm_init", lp_C)),
+                "Diff(F), last step": seeds_cell([s["Diff_last"] for s in stats]),
+                "Diff(F), restored epoch": seeds_cell([s["Diff"] for s in stats]),
+                "restored epoch": ", ".join(
+                    str(int(e)) for e in study.values(dataset, method, "best_epoch", lp_C)
+                ),
+                "accuracy (%)": seeds_cell(100 * study.values(dataset, method, "test.accuracy", lp_C)),
+            }
+        )
+    return pd.DataFrame(rows).set_index(["direction", "norm"])
+
+
+def feature_change_values(
+    study: Study, dataset: str, method: str, lp_C: LpC, split: str = "test", key: str = "Diff_last"
+):
+    """Per-seed Diff(F) on `split` of one grid cell: after the last step (`key` "Diff_last") or at the
+    restored epoch ("Diff")."""
+    return study.values(dataset, method, lambda r: feature_stats(r, split)[key], lp_C)
 
 
 def scaling_table(
@@ -259,7 +326,7 @@ def scaling_table(
                     "head × s": scale,
                     "‖V‖ at start": seeds_cell(source.values(*cell, "head_norm_init", lp_C, scale)),
                     "Diff(F)": seeds_cell(
-                        source.values(*cell, lambda r: feature_stats(r, split)["Diff"], lp_C, scale)
+                        source.values(*cell, lambda r: feature_stats(r, split)["Diff_last"], lp_C, scale)
                     ),
                     "test accuracy": seeds_cell(source.values(*cell, "test.accuracy", lp_C, scale)),
                 }
@@ -454,6 +521,7 @@ def lora_scale_table(kernels: dict, query_value: dict, lp_C: LpC, sigma2: float)
             per_seed = [lora_kernel_scale(lora, ft, sigma2) for lora, ft in pairs]
             s = {
                 **per_seed[0],
+                "pair": f"{lora_label} vs {ft_label}",
                 **{
                     key: np.array([x[key] for x in per_seed])
                     for key in ("fitted", "predicted", "relative_residual")
