@@ -5,7 +5,7 @@ from pathlib import Path
 
 from lpft_nb.cli import main
 from lpft_nb.data.check import check_folder, format_report
-from lpft_nb.data.files import BOOK_FILES, RAW_FILES
+from lpft_nb.data.files import BOOK_FILES, RAW_FILES, SST2_SPLITS
 
 CB_FILES = [f for f in RAW_FILES if f.path.startswith("superglue/CB/")]
 
@@ -20,7 +20,8 @@ def _book_copy(data_dir: Path, to: Path) -> Path:
 def test_check_passes_on_the_shared_folder(data_dir):
     rows, notes = check_folder(data_dir)
     assert [r.path for r in rows if r.problem] == []
-    assert len(rows) == len(BOOK_FILES) + sum(f.path.startswith("sources/") for f in RAW_FILES)
+    raw_sources = sum(f.path.startswith("sources/") for f in RAW_FILES)
+    assert len(rows) == len(BOOK_FILES) + raw_sources + len(SST2_SPLITS)
 
 
 def test_check_reports_a_removed_file_and_a_corrupted_line(data_dir, tmp_path, capsys):

@@ -11,7 +11,7 @@ from lpft_nb.cli import main
 from lpft_nb.data import download as dl
 from lpft_nb.data.check import check_folder
 from lpft_nb.data.download import DownloadError, download
-from lpft_nb.data.files import BOSS_FILES, PINNED, RAW_FILES, Remote, sha256_of
+from lpft_nb.data.files import BOSS_FILES, PINNED, RAW_FILES, SST2_FILES, Remote, sha256_of
 
 CB_FILES = [f for f in RAW_FILES if f.path.startswith("superglue/CB/")]
 
@@ -22,13 +22,14 @@ def test_mirror_download_verifies_builds_and_skips_what_is_present(data_dir, tmp
         assert main(["data", "download", "--to", str(to), "--mirror", url, "--quiet"]) == 0
         first = capsys.readouterr().out
         assert first.count("downloaded (sha256 ✓)") == len(RAW_FILES)
-        assert first.count("= pinned sha256") == len(BOSS_FILES)
+        assert first.count("= pinned sha256") == len(BOSS_FILES) + len(SST2_FILES)
         for f in (*RAW_FILES, *BOSS_FILES):
             assert (to / f.path).read_bytes() == (data_dir / f.path).read_bytes(), f.path
         served = len(handler.requests)
         assert main(["data", "download", "--to", str(to), "--mirror", url, "--quiet"]) == 0
         assert len(handler.requests) == served, "verified files must not be fetched again"
-        assert capsys.readouterr().out.count("present (sha256 ✓)") == len(RAW_FILES) + len(BOSS_FILES)
+        present = capsys.readouterr().out.count("present (sha256 ✓)")
+        assert present == len(RAW_FILES) + len(BOSS_FILES) + len(SST2_FILES)
     rows, _ = check_folder(to)
     assert not [r for r in rows if r.problem]
 
