@@ -178,7 +178,7 @@ def plan_profile(profile: str, pages: list[str] | None, estimate: bool, device: 
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import SweepOptions, sweep
+    from .sweep import SweepOptions, parse_sbatch, sweep
 
     options = SweepOptions(
         executor=args.executor,
@@ -188,7 +188,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         cpus_per_job=args.cpus_per_job,
         timeout_min=args.timeout_min,
         array_parallelism=args.array_parallelism,
+        mem=args.mem,
+        account=args.account,
+        qos=args.qos,
+        constraint=args.constraint,
+        sbatch=parse_sbatch(args.sbatch or []),
         wait=not args.no_wait,
+        max_wait_min=args.max_wait,
+        grace_s=args.grace_s,
     )
     return sweep(args.profile, args.pages, options)
 
@@ -406,9 +413,29 @@ def make_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, default=2, help="local: parallel jobs (threads are split)")
     sweep.add_argument("--slurm-partition", dest="slurm_partition")
     sweep.add_argument("--gpus-per-job", dest="gpus_per_job", type=int, default=0)
-    sweep.add_argument("--cpus-per-job", dest="cpus_per_job", type=int)
+    sweep.add_argument("--cpus-per-job", dest="cpus_per_job", type=int, default=1)
     sweep.add_argument("--timeout-min", dest="timeout_min", type=int, default=240)
     sweep.add_argument("--array-parallelism", dest="array_parallelism", type=int, default=32)
+    sweep.add_argument("--mem", help="Slurm: memory per job (e.g. 16G)")
+    sweep.add_argument("--account", help="Slurm: account to charge")
+    sweep.add_argument("--qos", help="Slurm: quality of service")
+    sweep.add_argument("--constraint", help="Slurm: node features (e.g. a100)")
+    sweep.add_argument(
+        "--sbatch",
+        action="append",
+        metavar="KEY=VALUE",
+        help="Slurm: any other sbatch option, without -- (KEY alone for a flag; repeatable)",
+    )
+    sweep.add_argument(
+        "--max-wait", dest="max_wait", type=float, metavar="MIN", help="stop waiting after MIN minutes"
+    )
+    sweep.add_argument(
+        "--grace-s",
+        dest="grace_s",
+        type=float,
+        default=30.0,
+        help="Slurm: seconds a job may be gone from the queue before it counts as failed",
+    )
     sweep.add_argument("--no-wait", dest="no_wait", action="store_true", help="print the job ids and exit")
     sweep.set_defaults(func=cmd_sweep)
 

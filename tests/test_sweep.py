@@ -13,7 +13,7 @@ from lpft_nb.cli import main
 from lpft_nb.config import RunConfig
 from lpft_nb.estimate import Costs, estimate_table
 from lpft_nb.runs.run import get_run, is_cached, run_entry_path
-from lpft_nb.sweep import SweepOptions, submit, wait
+from lpft_nb.sweep import Submitted, SweepOptions, _ids, _in_range, local_states, parse_sbatch, submit, wait
 
 TINY = {"model": "tiny-random-bert", "max_train": 16, "max_eval": 8, "max_length": 32, "epochs": 1}
 
@@ -46,13 +46,18 @@ def test_a_failing_task_is_reported_with_its_log_and_the_others_land(cache, tmp_
     kernel = {"dataset": "cb", "setting": "lp_ft", "n": 4, "model": TINY["model"], "max_train": 16}
     tasks = [Task("run", _frozen(c.to_dict())) for c in (good, bad)]
     tasks.append(Task("kernel", _frozen(dataclasses.asdict(KernelSpec(**kernel, max_length=32)))))
-    jobs, shards = submit(tasks, SweepOptions(workers=2), tmp_path / "logs")
-    outcomes = {o.label: o for o in wait(jobs, shards, poll_s=0.2)}
+    options = SweepOptions(workers=2, poll_s=0.2)
+    jobs = submit(tasks, options, tmp_path / "logs")
+    waited = wait(jobs, options, local_states(jobs))
+    outcomes = {o.label: o for o in waited.outcomes}
+    assert not waited.unfinished
     assert outcomes[tasks[0].label].ok and is_cached(good)
     assert outcomes[tasks[2].label].ok and tasks[2].cached()
     failed = outcomes[tasks[1].label]
     assert not failed.ok and "DataError" in failed.error
-    assert "Traceback" in open(failed.log).read() + open(failed.log.replace(".out", ".err")).read()
+    assert failed.log.endswith("_log.err") and "Traceback" in open(failed.log).read()
+    assert "TasksFailed: 1 of 1 task(s) failed: DataError" in str(jobs[1].handle.exception())  # exit code 1
+    assert jobs[0].handle.exception() is None
 
 
 def _train(values: dict, queue) -> None:
@@ -142,3 +147,49 @@ def test_the_timed_costs_are_memoised_per_machine(tmp_path, monkeypatch):
     estimate.measure_costs("m", device="cpu", repeats=2)  # other arguments: timed again
     estimate.measure_costs("m", device="cpu", repeats=1, refresh=True)
     assert len(calls) == 3 and len(list((tmp_path / "estimate").glob("costs-*.json"))) == 2
+
+
+def _job(folder, job_id, n_tasks=1):
+    task = Task(
+        "run", _frozen({**RunConfig.from_dict({**TINY, "dataset": "cb"}).to_dict(), "data_dir": None})
+    )
+    return Submitted(job_id, folder, [task] * n_tasks)
+
+
+def test_a_job_that_left_the_queue_without_a_result_fails_with_its_last_state(tmp_path):
+    polls = iter([{"7_0": "PENDING", "7_1": "RUNNING"}, {"7_0": "CANCELLED"}, None])  # None: no answer
+    options = SweepOptions(executor="slurm", poll_s=0.01, grace_s=0.05)
+    waited = wait(
+        [_job(tmp_path, "7_0"), _job(tmp_path, "7_1", 2)],
+        options,
+        lambda ids: next(polls, {}),
+        lambda i: None,
+    )
+    errors = sorted(o.error for o in waited.outcomes)
+    assert (
+        errors
+        == ["job 7_0 ended CANCELLED without a result"] + ["job 7_1 ended RUNNING without a result"] * 2
+    )
+    assert waited.outcomes[0].log == str(tmp_path / "7_0_0_log.err") and not waited.unfinished
+
+
+def test_the_wait_is_bounded_and_sacct_names_a_job_squeue_forgot(tmp_path):
+    options = SweepOptions(executor="slurm", poll_s=0.01, grace_s=0.0, max_wait_min=0.001)
+    running = wait([_job(tmp_path, "8_0")], options, lambda ids: {"8_0": "RUNNING"})
+    assert running.outcomes == [] and [j.job_id for j in running.unfinished] == ["8_0"]
+    forgotten = wait([_job(tmp_path, "8_1")], options, lambda ids: {}, {"8_1": "OUT_OF_MEMORY"}.get)
+    assert forgotten.outcomes[0].error == "job 8_1 ended OUT_OF_MEMORY without a result"
+
+
+def test_slurm_options_are_checked_before_any_compute(tmp_path, monkeypatch, capsys):
+    assert parse_sbatch(["begin=now+60", "--exclusive"]) == {"begin": "now+60", "exclusive": True}
+    for bad in (["--sbatch", "=1"], ["--sbatch", "mem="], ["--mem", "4G"], ["--cpus-per-job", "0"]):
+        capsys.readouterr()
+        assert main(["sweep", "--profile", "smoke", *bad]) == 2
+        assert len(capsys.readouterr().err.splitlines()) == 1
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Slurm here
+    assert main(["sweep", "--profile", "smoke", "--executor", "slurm"]) == 2
+    assert capsys.readouterr().err == "error: Slurm not found: no `sbatch` on PATH (use --executor local)\n"
+    assert _in_range("4", "12_[0,3-5%2]") and not _in_range("2", "12_[0,3-5%2]")
+    jobs = [_job(tmp_path, i) for i in ("12_0", "12_1", "12_2", "12_5", "13_0")] + [_job(tmp_path, "4242")]
+    assert _ids(jobs) == "12_[0-2,5], 13_[0], 4242"
