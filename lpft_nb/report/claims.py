@@ -127,6 +127,9 @@ def tested(
         return Claim(claim_id, page, statement, paper, ours, "inconclusive", why, **record)
     test = test_at(tolerance)
     est = test.estimate
+    if est.se == 0:
+        why = "the difference is the same in every seed and no test example enters it: no noise estimate"
+        return Claim(claim_id, page, statement, paper, ours, "inconclusive", why, **record)
     status = stats.status(test.side, test.p)
     if source == "book" and tolerance is not None:
         record["sensitivity"] = "; ".join(
