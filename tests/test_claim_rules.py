@@ -208,6 +208,7 @@ def test_m6_tests_the_per_seed_slope_over_every_scale():
 
 def test_c1_c2_use_bootstrap_replicates_and_c2_comparable_is_non_inferiority(monkeypatch):
     monkeypatch.setattr(evidence, "run_calibration", lambda run, split="test": {"T": 2.0})
+
     def method(offset):
         return lambda seed, c, s: (head(1.0, 1.0), make_arrays(seed + offset))
 

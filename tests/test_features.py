@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from lpft_nb.analysis.features import (
-    feature_change,
     common_basis,
     fdr_dimension,
     fdr_null,
+    feature_change,
     fisher_ratio,
     fisher_ratio_pinv,
     fisher_ratio_ridge,
@@ -46,7 +46,9 @@ def test_with_more_examples_than_dimensions_every_version_agrees():
     X, y = rng.normal(size=(60, 3)) + np.repeat(np.eye(3), 20, axis=0), np.repeat(np.arange(3), 20)
     A = rng.normal(size=(3, 3)) + 3 * np.eye(3)
     full = fisher_ratio_pinv(X, y)
-    assert fisher_ratio(X @ A.T, y, np.eye(3)) == pytest.approx(full, rel=1e-8)  # invariant to invertible maps
+    assert fisher_ratio(X @ A.T, y, np.eye(3)) == pytest.approx(
+        full, rel=1e-8
+    )  # invariant to invertible maps
     assert fisher_ratio_ridge(X, y, 1e-12) == pytest.approx(full, rel=1e-6)
 
 

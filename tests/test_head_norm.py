@@ -23,7 +23,9 @@ def test_lp_head_rescaled_to_the_random_norm_keeps_its_direction(tiny_run):
 
 def test_random_head_rescaled_to_the_lp_norm_keeps_its_direction(tiny_run):
     own = get_run(RunConfig.from_dict({**tiny_run, "method": "ft"}), progress=False)
-    rescaled = get_run(RunConfig.from_dict({**tiny_run, "method": "ft", "head_norm_to": "lp"}), progress=False)
+    rescaled = get_run(
+        RunConfig.from_dict({**tiny_run, "method": "ft", "head_norm_to": "lp"}), progress=False
+    )
     start = rescaled.arrays["head_weight_init"]
     assert np.linalg.norm(start) == pytest.approx(rescaled.metrics["lp"]["weight_norm"], rel=1e-5)
     np.testing.assert_allclose(_direction(start), _direction(own.arrays["head_weight_init"]), atol=1e-6)

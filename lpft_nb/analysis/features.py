@@ -171,7 +171,9 @@ def _feature_stats(run: RunResult, split: str, before: bool) -> dict[str, float]
             FDR_null_hi=null["hi"],
         )
     else:
-        out.update(FDR=float("nan"), FDR_null=float("nan"), FDR_null_lo=float("nan"), FDR_null_hi=float("nan"))
+        out.update(
+            FDR=float("nan"), FDR_null=float("nan"), FDR_null_lo=float("nan"), FDR_null_hi=float("nan")
+        )
     return out
 
 

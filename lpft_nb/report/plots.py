@@ -255,7 +255,9 @@ def scaling_figure(
         xs, ys, ses = [], [], []
         for scale in sorted(source.head_scales):
             norms = source.values(dataset, method, "head_norm_init", lp_C, scale)
-            diffs = source.values(dataset, method, lambda r: feature_stats(r, split)["Diff_last"], lp_C, scale)
+            diffs = source.values(
+                dataset, method, lambda r: feature_stats(r, split)["Diff_last"], lp_C, scale
+            )
             xs.append(norms.mean())
             ys.append(diffs.mean())
             ses.append(diffs.std(ddof=1) / np.sqrt(len(diffs)) if len(diffs) > 1 else 0.0)
