@@ -3,6 +3,11 @@
 Papermill only warns about unknown parameters, so every profile file is checked here before a page
 runs: each key must exist in the page's parameters cell with a compatible type, and each value that is
 a run setting (or a list of them, e.g. ``seeds``) must pass `RunConfig` validation.
+
+A profile is a folder of ``params/``. One of the user's names a `base` in its ``_shared.yaml`` (else
+``default``), and one precedence holds, lowest first: the page's defaults, then for each profile of the
+chain, the farthest base first, its ``_shared.yaml`` then its ``<page>.yaml``. The user's profile thus wins
+over its base at every level: its ``_shared.yaml`` ``seeds`` beat the ``seeds`` of the base's page file.
 """
 
 from __future__ import annotations
@@ -130,43 +135,68 @@ def profiles(params_dir: Path = PARAMS_DIR) -> list[str]:
     return sorted(p.name for p in params_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def check_profile_name(profile: str, params_dir: Path = PARAMS_DIR, what: str = "profile") -> str:
+    """`profile` when it is a plain folder name of `params_dir` (no path, no dot folder), else one
+    ParamError line listing the profiles; every command that takes a profile goes through here."""
+    if not isinstance(profile, str) or profile not in profiles(params_dir):
+        raise ParamError(
+            f"unknown {what} {profile!r}: a profile is a folder name under {params_dir}; "
+            f"profiles: {', '.join(profiles(params_dir))}"
+        )
+    return profile
+
+
+def _own_shared(profile: str, params_dir: Path) -> tuple[Path, dict[str, Any]]:
+    path = params_dir / profile / SHARED_FILE
+    return path, load_yaml_mapping(path, ParamError) if path.is_file() else {}
+
+
 def base_of(profile: str, params_dir: Path = PARAMS_DIR) -> str | None:
     """The profile that fills the pages and shared settings `profile` omits: its `_shared.yaml`'s `base`,
     else `default` for a profile of the user's; the built-in profiles stand alone."""
-    path = params_dir / profile / SHARED_FILE
-    own = load_yaml_mapping(path, ParamError) if path.is_file() else {}
+    path, own = _own_shared(profile, params_dir)
     base = own.get(BASE_KEY, None if profile in PROFILES else "default")
-    if base is not None and (base == profile or not (params_dir / str(base)).is_dir()):
+    if base is None:
+        return None
+    if base == profile:
         raise ParamError(
-            f"{path}: base {base!r} is not another profile; profiles: {', '.join(profiles(params_dir))}"
+            f"{_source(path)}: base {base!r} is not another profile; profiles: {', '.join(profiles(params_dir))}"
         )
-    return base
+    return check_profile_name(base, params_dir, what=f"base in {_source(path)}:")
 
 
-def check_profile_name(profile: str, params_dir: Path = PARAMS_DIR) -> None:
-    if not (params_dir / profile).is_dir():
-        raise ParamError(
-            f"unknown profile {profile!r}: no folder {params_dir / profile}; "
-            f"profiles found: {', '.join(profiles(params_dir))}"
-        )
+def profile_chain(profile: str, params_dir: Path = PARAMS_DIR) -> list[str]:
+    """`profile` and its bases, the farthest base first (`[default, mine]`); a cycle is one line."""
+    chain = [check_profile_name(profile, params_dir)]
+    while (base := base_of(chain[0], params_dir)) is not None:
+        if base in chain:
+            raise ParamError(f"profiles {' → '.join([*reversed(chain), base])} form a cycle of bases")
+        chain.insert(0, base)
+    return chain
 
 
 def load_shared(profile: str, params_dir: Path = PARAMS_DIR) -> tuple[Path, dict[str, Any]]:
-    """The profile's shared settings (``params/<profile>/_shared.yaml`` over its base's; {} when none)."""
-    path = params_dir / profile / SHARED_FILE
-    own = load_yaml_mapping(path, ParamError) if path.is_file() else {}
-    base = base_of(profile, params_dir)
-    inherited = load_shared(base, params_dir)[1] if base else {}
-    return path, {**inherited, **{k: v for k, v in own.items() if k != BASE_KEY}}
+    """The profile's shared settings (``params/<profile>/_shared.yaml`` over its bases'; {} when none)."""
+    merged: dict[str, Any] = {}
+    for name in profile_chain(profile, params_dir):
+        path, own = _own_shared(name, params_dir)
+        merged.update({k: v for k, v in own.items() if k != BASE_KEY})
+    return path, merged
 
 
-def load_profile(page: str, profile: str, params_dir: Path = PARAMS_DIR) -> tuple[Path, dict[str, Any]]:
-    """The page's own parameter file under `profile`, else under its base profile."""
-    path = params_dir / profile / f"{page}.yaml"
-    base = base_of(profile, params_dir)
-    if not path.is_file() and base:
-        return load_profile(page, base, params_dir)
-    return path, load_yaml_mapping(path, ParamError)
+def parameter_layers(page: str, profile: str, params_dir: Path = PARAMS_DIR) -> list[tuple[Path, dict]]:
+    """The files that set `page`'s parameters under `profile`, lowest precedence first: for each profile of
+    its chain, the farthest base first, its `_shared.yaml` then its page file (``<page>.yaml``). So the
+    user's profile wins over its base at every level. Shared entries hold settings of every page: the
+    caller keeps those the page has."""
+    layers = []
+    for name in profile_chain(profile, params_dir):
+        path, own = _own_shared(name, params_dir)
+        layers.append((path, {k: v for k, v in own.items() if k != BASE_KEY}))
+        page_file = params_dir / name / f"{page}.yaml"
+        if page_file.is_file():
+            layers.append((page_file, load_yaml_mapping(page_file, ParamError)))
+    return layers
 
 
 def _source(path: Path) -> str:
@@ -187,39 +217,66 @@ def _check_values(page: str, values: dict[str, Any], defaults: dict[str, Any], s
         _check_run_value(key, value, f"{source}: key '{key}'")
 
 
+def resolve_profile(
+    page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR
+) -> dict[str, tuple[Any, Path]]:
+    """Validated parameters of `page` under `profile`, each with the file that set it: {key: (value, path)}
+    (only keys a file sets; `parameter_layers` gives the precedence). Raises ParamError with one line
+    naming file and key."""
+    defaults = page_parameters(book_dir / f"{page}.md")
+    resolved: dict[str, tuple[Any, Path]] = {}
+    for path, values in parameter_layers(page, profile, params_dir):
+        if path.name == SHARED_FILE:
+            values = {k: v for k, v in values.items() if k in defaults}
+        _check_values(page, values, defaults, _source(path))
+        resolved.update({k: (v, path) for k, v in values.items()})
+    merged = {**defaults, **{k: v for k, (v, _) in resolved.items()}}
+    for key, container in MEMBER_OF.items():
+        if key in merged and container in merged and merged[key] not in merged[container]:
+            where = _source(resolved[key][1] if key in resolved else resolved[container][1])
+            raise ParamError(
+                f"{where}: key '{key}': {merged[key]!r} is not in {container} {merged[container]!r}"
+            )
+    return resolved
+
+
 def check_profile(
     page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR
 ) -> dict[str, Any]:
-    """Validated parameters of `page` under `profile`; raises ParamError with one line naming file and key.
+    """Validated parameters of `page` under `profile` (the keys some file sets; `resolve_profile`)."""
+    return {k: v for k, (v, _) in resolve_profile(page, profile, book_dir, params_dir).items()}
 
-    The values are the profile's `_shared.yaml` entries that the page has as parameters, overridden by the
-    page's own file ``params/<profile>/<page>.yaml``.
-    """
-    shared_path, shared = load_shared(profile, params_dir)
-    path, values = load_profile(page, profile, params_dir)
+
+def differences_from_base(
+    page: str, profile: str, book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR
+) -> list[str]:
+    """One line per parameter of `page` whose value under `profile` differs from its value under the
+    profile's base, naming the file it came from; [] for a profile without a base."""
+    base = base_of(check_profile_name(profile, params_dir), params_dir)
+    if base is None:
+        return []
     defaults = page_parameters(book_dir / f"{page}.md")
-    shared = {k: v for k, v in shared.items() if k in defaults}
-    _check_values(page, shared, defaults, _source(shared_path))
-    _check_values(page, values, defaults, _source(path))
-    merged = {**defaults, **shared, **values}
-    for key, container in MEMBER_OF.items():
-        if key in merged and container in merged and merged[key] not in merged[container]:
-            raise ParamError(
-                f"{_source(path)}: key '{key}': {merged[key]!r} is not in {container} {merged[container]!r}"
-            )
-    return {**shared, **values}
+    own = resolve_profile(page, profile, book_dir, params_dir)
+    theirs = {k: v for k, (v, _) in resolve_profile(page, base, book_dir, params_dir).items()}
+    lines = []
+    for key, (value, path) in own.items():
+        was = theirs.get(key, defaults[key])
+        if value != was:
+            lines.append(f"{page}: {key} = {value!r} (base {base}: {was!r}) from {_source(path)}")
+    return lines
 
 
 def check_shared(
     profile: str, pages: list[str], book_dir: Path = BOOK_DIR, params_dir: Path = PARAMS_DIR
 ) -> None:
-    """Every key of the profile's `_shared.yaml` is a parameter of at least one of `pages` (a typo there
-    would otherwise apply to no page, silently)."""
-    path, shared = load_shared(profile, params_dir)
+    """Every key of the `_shared.yaml` of the profile and its bases is a parameter of at least one of
+    `pages` (a typo there would otherwise apply to no page, silently)."""
     known = set().union(*(page_parameters(book_dir / f"{p}.md") for p in pages)) if pages else set()
-    unknown = sorted(set(shared) - known)
-    if unknown:
-        raise ParamError(
-            f"{_source(path)}: key(s) {', '.join(unknown)} are parameters of no page; "
-            f"known: {', '.join(sorted(known))}"
-        )
+    for name in profile_chain(profile, params_dir):
+        path, own = _own_shared(name, params_dir)
+        unknown = sorted(set(own) - known - {BASE_KEY})
+        if unknown:
+            raise ParamError(
+                f"{_source(path)}: key(s) {', '.join(unknown)} are parameters of no page; "
+                f"known: {', '.join(sorted(known))}"
+            )
