@@ -637,7 +637,8 @@ def claims_page_html(table, caption: str = "") -> str:
     """Gathered checks as one HTML table: id (linked to the figure or table that shows its numbers), the
     page (linked, with the pages that show the same check again), the check, paper, ours, status, why."""
     rows = []
-    for _, r in table.iterrows():
+    for _, row in table.iterrows():
+        r = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
         page = r["page"]
         on_page = page not in ("–", "")
         evidence = r.get("evidence", "") if on_page else ""
@@ -650,13 +651,21 @@ def claims_page_html(table, caption: str = "") -> str:
             f"<tr><td>{_id_cell(r['id'], target)}</td><td>{link}</td>"
             + "".join(
                 f"<td>{html.escape(str(x))}</td>"
-                for x in (r["statement"], r["paper"], r["ours"], r.get("seeds") or "–")
+                for x in (
+                    r["statement"],
+                    r["paper"],
+                    r["ours"],
+                    r.get("seeds") or "–",
+                    _tolerance_cell(r),
+                    _p_cell(r),
+                )
             )
             + f'<td style="color:{_COLOURS[r["status"]]};font-weight:bold">{r["status"]}</td>'
             f"<td>{html.escape(str(r['why']))}</td></tr>"
         )
     head = "".join(
-        f"<th>{h}</th>" for h in ("id", "page", "check", "paper", "ours", "seeds", "status", "why")
+        f"<th>{h}</th>"
+        for h in ("id", "page", "check", "paper", "ours", "seeds", "tolerance", "p", "status", "why")
     )
     caption = caption or (
         "Every check of the paper's claims, each once, with its numbers; an id links to the figure or "
@@ -666,6 +675,24 @@ def claims_page_html(table, caption: str = "") -> str:
         f'<table class="lpft-claims"><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def sensitivity_table(table):
+    """Every gathered check with a book tolerance: the tolerance, the status, and the nominal status at half
+    and at double it (`Claim.sensitivity`)."""
+    import pandas as pd
+
+    rows = table[(table.get("tolerance_source") == "book")] if "tolerance_source" in table else table.iloc[:0]
+    out = pd.DataFrame(
+        {
+            "id": rows["id"],
+            "check": rows["statement"],
+            "tolerance": rows["tolerance"],
+            "status": rows["status"],
+            "at half and at double": rows["sensitivity"].replace("", "–"),
+        }
+    )
+    return out.set_index(["id", "check"])
 
 
 def rule_markdown(table) -> str:
