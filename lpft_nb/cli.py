@@ -1,6 +1,10 @@
-"""Command line: ``python -m lpft_nb {run,plan,sweep,bench,ntk,book,fork,check-html,data} ...``.
+"""Command line: ``python -m lpft_nb {run,plan,sweep,bench,ntk,book,fork,check-html,data,gpu-check} ...``.
 
-Every command checks its input first and exits with status 2 and one line on stderr on bad input.
+One error boundary (`main`): every command checks its input first, and any error a user can cause (the
+classes in `USER_ERRORS`, a file that cannot be read or written) is one line on stderr with exit status 2;
+any other exception is one line naming a log file that holds its traceback (status 1); Ctrl-C anywhere is
+"interrupted" (status 130). Nothing heavy is imported at the top of this module, so `__main__` installs
+the boundary before torch or pandas load.
 """
 
 from __future__ import annotations
@@ -11,23 +15,53 @@ import json
 import math
 import os
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
-from .config import ConfigError, RunConfig, load_yaml_mapping, parse_assignment
-from .data.tasks import DataError
-from .device import DeviceError
-from .model.hub import ModelNotFoundError
-from .model.train import TrainingDiverged
-
+# Errors a user causes with an input (module, class). Matched against the modules already imported: an
+# exception of a class whose module is not loaded cannot have been raised, so none is imported here.
 USER_ERRORS = (
-    ConfigError,
-    DataError,
-    DeviceError,
-    ModelNotFoundError,
-    TrainingDiverged,
-    OSError,
-    UnicodeError,
+    ("lpft_nb.config", "ConfigError"),  # ParamError (book.params) is one
+    ("lpft_nb.data.tasks", "DataError"),
+    ("lpft_nb.device", "DeviceError"),
+    ("lpft_nb.model.hub", "ModelNotFoundError"),
+    ("lpft_nb.model.train", "TrainingDiverged"),
+    ("builtins", "OSError"),
+    ("builtins", "UnicodeError"),
 )
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Whether `err` is of a `USER_ERRORS` class (one line, exit 2) rather than a fault of the code."""
+    for module, name in USER_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(err, cls):
+            return True
+    return False
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _log_traceback(err: BaseException) -> Path:
+    """Write the traceback of `err` to a new file under the temporary folder; its path."""
+    folder = Path(tempfile.gettempdir()) / "lpft_nb-errors"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    path.write_text(
+        f"python -m lpft_nb {' '.join(sys.argv[1:])}\n" + "".join(traceback.format_exception(err))
+    )
+    return path
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (exit 2), naming the command's --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def strict_json(record: dict) -> str:
@@ -46,11 +80,15 @@ def strict_json(record: dict) -> str:
 
 
 def _load_params(path: str | None) -> dict:
-    return load_yaml_mapping(path) if path else {}
+    from .config import load_yaml_mapping
+
+    return load_yaml_mapping(path) if path is not None else {}
 
 
-def _config_from_args(args: argparse.Namespace) -> RunConfig:
-    if args.spec:
+def _config_from_args(args: argparse.Namespace):
+    from .config import ConfigError, RunConfig, parse_assignment
+
+    if args.spec is not None:
         others = [
             f"--{k}"
             for k in ("dataset", "method", "seed", "model", "params", "set")
@@ -83,6 +121,7 @@ def _print_run_table(result) -> None:
         ("dataset / method / seed", f"{s['dataset']} / {s['method']} / {s['seed']}"),
         ("model", s["model"]),
         ("from cache", str(s["cache_hit"])),
+        ("data verified (sha256 pins)", str(s["data_verified"])),
         ("train / val / test examples", " / ".join(str(r["n"]) for r in m["data"][:3])),
         ("‖V‖_F at start of FT stage", f"{s['head_norm_init']:.4g}"),
         ("‖V‖_F after training", f"{s['head_norm_final']:.4g}"),
@@ -104,6 +143,7 @@ def _print_run_table(result) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .config import RunConfig
     from .runs.run import get_run
 
     if args.help_settings:
@@ -118,8 +158,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def expand_plan(values: dict, source: str) -> list[RunConfig]:
+def expand_plan(values: dict, source: str) -> list:
     """A parameter file whose values may be lists → one RunConfig per combination (validated)."""
+    from .config import ConfigError, RunConfig
+
     keys = list(values)
     grids = [v if isinstance(v, list) else [v] for v in values.values()]
     empty = [k for k, g in zip(keys, grids) if not g]
@@ -134,14 +176,22 @@ def expand_plan(values: dict, source: str) -> list[RunConfig]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from .config import ConfigError, parse_assignment
+
     if (args.params is None) == (args.profile is None):
         raise ConfigError(
             "plan needs exactly one of --params FILE (a sweep file) or --profile NAME (the book)"
         )
+    if args.device is not None and not args.estimate:
+        raise ConfigError(
+            "--device goes with --profile P --estimate (a sweep file's runs take --set device=...)"
+        )
     if args.profile is not None:
-        return plan_profile(args.profile, args.pages, args.estimate, args.device)
-    if args.estimate or args.pages:
-        raise ConfigError("--estimate and --pages go with --profile")
+        if args.set:
+            raise ConfigError("--set goes with --params (a profile's values live in params/<profile>/)")
+        return plan_profile(args.profile, args.pages, args.estimate, args.device or "auto", args.list)
+    if args.estimate or args.list or args.pages is not None:
+        raise ConfigError("--estimate, --list and --pages go with --profile")
     values = _load_params(args.params)
     for assignment in args.set or []:
         key, value = parse_assignment(assignment)
@@ -151,19 +201,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def plan_profile(profile: str, pages: list[str] | None, estimate: bool, device: str) -> int:
-    """Per page of `profile`: its runs and kernels; with `estimate`, device-hours on this machine."""
-    from .book.build import selected_pages
+def plan_profile(
+    profile: str, pages: list[str] | None, estimate: bool, device: str, listed: bool = False
+) -> int:
+    """Per page of `profile`: the parameters that differ from its base, its runs and kernels (counts, or
+    each one with `listed`); with `estimate`, device-hours on this machine."""
+    from .book.build import print_differences, selected_pages
     from .book.params import check_profile_name
     from .estimate import tasks_by_page
 
-    pages = selected_pages(pages)
     check_profile_name(profile)
+    pages = selected_pages(pages)
+    print_differences(profile, pages)
     if not estimate:
+        by_page = tasks_by_page(profile, pages)
         print(f"{'page':<24} {'runs':>6} {'kernels':>8}")
-        for page, tasks in tasks_by_page(profile, pages).items():
+        for page, tasks in by_page.items():
             runs = sum(t.kind == "run" for t in tasks)
             print(f"{page:<24} {runs:>6} {len(tasks) - runs:>8}")
+            for task in tasks if listed else ():
+                print(f"  {task.label}")
         return 0
     from .estimate import profile_estimate
 
@@ -202,17 +259,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_gpu_check(args: argparse.Namespace) -> int:
     from . import gpu_check
+    from .config import ConfigError
 
     folder = Path(args.folder)
     if args.step == "prepare":
-        gpu_check.prepare(folder, profile=args.profile)
+        if args.device is not None:
+            raise ConfigError("--device goes with `gpu-check run` (prepare computes on this machine's CPU)")
+        gpu_check.prepare(folder, profile=args.profile or "default")
         return 0
+    if args.profile is not None:
+        raise ConfigError("--profile goes with `gpu-check prepare` (run reads the profile prepare used)")
     if not (folder / "cpu_reference.json").is_file():
         raise ConfigError(f"{folder}: no cpu_reference.json; run `gpu-check prepare --folder {folder}` first")
-    return gpu_check.run(folder, device=args.device)
+    return gpu_check.run(folder, device=args.device or "cuda")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from .config import ConfigError
     from .device import PRECISIONS, resolve_device
 
     if args.precision not in PRECISIONS:
@@ -263,6 +326,7 @@ def ntk_summary(result) -> dict:
 
 def cmd_ntk(args: argparse.Namespace) -> int:
     from .analysis.kernels import KernelSpec, get_kernels
+    from .config import ConfigError, RunConfig
 
     spec = KernelSpec(
         dataset=args.dataset,
@@ -289,6 +353,7 @@ def cmd_ntk(args: argparse.Namespace) -> int:
 
 def cmd_book(args: argparse.Namespace) -> int:
     from .book.build import build_book
+    from .config import ConfigError
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
@@ -369,7 +434,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lpft_nb", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m lpft_nb", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train (or load from the cache) one run and print its metrics")
@@ -398,10 +463,11 @@ def make_parser() -> argparse.ArgumentParser:
     plan.add_argument("--set", action="append", metavar="KEY=VALUE")
     plan.add_argument("--profile", help="list the runs and kernels that this profile's pages need")
     plan.add_argument("--pages", nargs="*", metavar="NAME", help="with --profile: only these pages")
+    plan.add_argument("--list", action="store_true", help="with --profile: each run and kernel, per page")
     plan.add_argument(
         "--estimate", action="store_true", help="with --profile: device-hours from steps measured here"
     )
-    plan.add_argument("--device", default="auto", help="with --estimate: auto, cpu, cuda or cuda:N")
+    plan.add_argument("--device", help="with --estimate: auto (default), cpu, cuda or cuda:N")
     plan.set_defaults(func=cmd_plan)
 
     sweep = sub.add_parser(
@@ -460,8 +526,8 @@ def make_parser() -> argparse.ArgumentParser:
     )
     gpu.add_argument("step", choices=["prepare", "run"])
     gpu.add_argument("--folder", default="_gpu_check", help="what prepare writes and run reads")
-    gpu.add_argument("--profile", default="default", help="prepare: the profile of the dynamics runs")
-    gpu.add_argument("--device", default="cuda", help="run: the device to check")
+    gpu.add_argument("--profile", help="prepare: the profile of the dynamics runs (default: default)")
+    gpu.add_argument("--device", help="run: the device to check (default: cuda)")
     gpu.set_defaults(func=cmd_gpu_check)
 
     ntk = sub.add_parser("ntk", help="compute (or load) the NTK split P + F at the start of the FT stage")
@@ -546,13 +612,26 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser()
-    args = parser.parse_args(argv)
+    """Parse and run one command inside the error boundary (see the module docstring); its exit status."""
     try:
+        args = make_parser().parse_args(argv)
+        if getattr(args, "profile", None) is not None:  # every command that takes a profile: one check
+            from .book.params import check_profile_name
+
+            check_profile_name(args.profile)
         return args.func(args)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except SystemExit:
+        raise
+    except BaseException as err:  # noqa: BLE001 - the boundary: every other exception ends here
+        if is_user_error(err):
+            print(f"error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        log = _log_traceback(err)
+        print(
+            f"error: internal error ({type(err).__name__}: {_one_line(err)}); traceback in {log}",
+            file=sys.stderr,
+        )
+        return 1

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from lpft_nb.model.classifier import (
@@ -50,10 +51,18 @@ def test_lora_trains_only_lora_and_head_and_starts_at_the_base_model(tiny_model)
     torch.testing.assert_close(lora(**batch), base(**batch))  # B = 0 at init
 
 
-def test_missing_model_is_a_clear_error(tmp_path):
-    import pytest
-
-    with pytest.raises(ModelNotFoundError, match="neither a local folder nor in the Hugging Face cache"):
+@pytest.mark.parametrize("offline", [None, "1"])
+def test_missing_model_is_a_clear_error(tmp_path, monkeypatch, offline):
+    """One line either way: online it names the lookup that failed, offline the variable that forbids it
+    (the test sets HF_HUB_OFFLINE itself: the suite passes with and without it in the environment)."""
+    if offline is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        # no network: the lookup fails; with one: the Hub has no such model
+        expected = "neither a local folder nor in the Hugging Face cache|no such model on the Hugging Face Hub"
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+        expected = "not in the Hugging Face cache and HF_HUB_OFFLINE is set"
+    with pytest.raises(ModelNotFoundError, match=expected):
         resolve_model_path("no-such-org/no-such-model")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelNotFoundError, match="no config.json"):

@@ -28,9 +28,11 @@ from .params import (
     PARAMS_DIR,
     ROOT,
     ParamError,
+    base_of,
     check_profile,
     check_profile_name,
     check_shared,
+    differences_from_base,
     is_notebook_page,
     profiles,
 )
@@ -283,6 +285,18 @@ def selected_pages(pages: list[str] | None) -> list[str]:
     return list(pages or all_pages)
 
 
+def print_differences(profile: str, pages: list[str]) -> None:
+    """Print, per page, each parameter whose value under `profile` differs from its base's, and the file
+    it came from (nothing for a profile without a base; `book` and `plan` print it first)."""
+    base = base_of(profile)
+    if base is None:
+        return
+    lines = [line for page in pages for line in differences_from_base(page, profile)]
+    print(f"profile {profile} (base {base}): {len(lines)} parameter(s) differ from the base")
+    for line in lines:
+        print(f"  {line}")
+
+
 def all_computed(profile: str, pages: list[str]) -> bool:
     """Whether the cache holds every run and kernel that `pages` plan under `profile`."""
     from .plans import profile_tasks
@@ -327,6 +341,7 @@ def build_book(
     check_shared(profile, all_pages)
     for page in selected:  # every parameter file is checked before anything runs
         check_profile(page, profile)
+    print_differences(profile, selected)
     data_dir = ensure_book_data()  # fetched first when no folder is set; offline: one-line error
     os.environ["LPFT_DATA_DIR"] = str(data_dir)  # what the pages' kernels read
     print(f"data {'':<16} {data_dir}", flush=True)

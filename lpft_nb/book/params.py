@@ -30,6 +30,8 @@ LIST_SETTINGS = {
     "head_scales": "head_scale",
     "scaling_seeds": "seed",
     "kernel_seeds": "seed",
+    "cause_seeds": "seed",
+    "cause_datasets": "dataset",
 }
 # Page parameters holding one value of a run setting.
 SINGLE_SETTINGS = {"scaling_dataset": "dataset", "rank_dataset": "dataset"}
