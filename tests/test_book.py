@@ -269,11 +269,10 @@ def test_papermill_reads_every_parameter_of_every_page(tmp_path):
 
 def test_the_default_profile_uses_the_precision_the_recorded_bf16_rule_decides():
     from lpft_nb.book.params import load_shared
-    from lpft_nb.report.claims import bf16_decision
+    from lpft_nb.precision import RECORD, bf16_decision
 
     measured = BOOK_DIR / "measured"
     decision = bf16_decision(
-        json.loads((measured / "bench-cpu-bf16.json").read_text()),
-        json.loads((measured / "bf16-claims.json").read_text()),
+        json.loads((measured / "bench-cpu-bf16.json").read_text()), json.loads(RECORD.read_text())
     )
     assert load_shared("default")[1]["precision"] == decision["precision"]

@@ -329,3 +329,30 @@ def test_checks_that_hold_by_construction_are_identities():
 
     exact = SpanExperiment("gd", 10, np.zeros(3), np.ones(3), 0.1, 1.0)
     assert corollary_claim(exact).kind == "identity" and corollary_claim(exact).status == "holds"
+
+
+def test_a_collapsed_seed_is_flagged_in_the_table_and_the_check():
+    def constant(seed, c, s):
+        arrays = make_arrays(seed)
+        if seed == 2:  # predicts class 0 for every example: a collapsed run
+            arrays["logits_test"] = np.tile([3.0, 0.0, 0.0], (N_TEST, 1))
+        return head(
+            1.0,
+            1.0,
+            test={"accuracy": float(np.mean(arrays["logits_test"].argmax(1) == arrays["labels_test"]))},
+        ), arrays
+
+    def fine(seed, c, s):
+        arrays = make_arrays(seed + 10)
+        return head(
+            1.0,
+            1.0,
+            test={"accuracy": float(np.mean(arrays["logits_test"].argmax(1) == arrays["labels_test"]))},
+        ), arrays
+
+    study = grid({"ft": constant, "lp_ft": fine})
+    assert evidence.collapsed(study.get("cb", "ft")[1]) and not evidence.collapsed(study.get("cb", "ft")[0])
+    cell = tables.accuracy_table(study).loc["FT", "cb ours"]
+    assert "1 of 3 collapsed" in cell and "median" in cell
+    claim = by_statement(claim_rules.accuracy_claims(study, "dynamics"), "test accuracy")
+    assert "collapsed runs" in claim.why and "ft seed 2" in claim.why

@@ -283,18 +283,23 @@ def test_precision_table_shows_means_and_the_smaller_speed_up_over_the_pairs():
     assert table.loc["throughput (examples/s)", "bf16 speed-up"] == 1.5  # a rate: bf16 / fp32
 
 
-def test_bf16_is_adopted_only_when_fast_enough_and_no_claim_status_changes():
-    from lpft_nb.report.claims import BF16_STEP, bf16_decision
+def test_bf16_is_adopted_only_when_fast_enough_and_numerically_equivalent():
+    from lpft_nb.precision import METRICS, STEP, bf16_decision
 
     def speed(fp32_step, bf16_step):
-        return {"pairs": [{"fp32": {BF16_STEP: str(fp32_step)}, "bf16": {BF16_STEP: str(bf16_step)}}]}
+        return {"pairs": [{"fp32": {STEP: str(fp32_step)}, "bf16": {STEP: str(bf16_step)}}]}
 
-    def claims(*bf16_statuses):
-        check = {"page": "norms", "id": "M3", "statement": "s", "kind": "claim"}
-        fp32 = [{**check, "status": "holds"} for _ in bf16_statuses]
-        return {"claims": {"fp32": fp32, "bf16": [{**check, "status": s} for s in bf16_statuses]}}
+    def runs(shift):
+        rng = np.random.default_rng(0)
+        rows = []
+        for method in ("ft", "lp_ft"):
+            for seed in (1, 2, 3):
+                fp32 = {name: 10.0 + rng.normal() for name in METRICS}
+                bf16 = {name: v + shift + 0.001 * rng.normal() for name, v in fp32.items()}
+                rows.append({"method": method, "seed": seed, "fp32": fp32, "bf16": bf16})
+        return {"runs": rows}
 
-    assert bf16_decision(speed(0.75, 0.5), claims("holds", "holds"))["precision"] == "bf16"  # 1.5x, none
-    assert bf16_decision(speed(0.75, 0.5), claims("holds", "inconclusive"))["precision"] == "fp32"
-    assert bf16_decision(speed(0.6, 0.5), claims("holds", "holds"))["precision"] == "fp32"  # 1.2x
-    assert bf16_decision(speed(0.75, 0.5), claims("holds", "inconclusive"))["changed"] == 1
+    assert bf16_decision(speed(0.75, 0.5), runs(0.0))["precision"] == "bf16"  # 1.5x, equivalent
+    off = bf16_decision(speed(0.75, 0.5), runs(2.0))  # shifted by about two seed spreads
+    assert off["precision"] == "fp32" and not off["numerics"]["equivalent"].any()
+    assert bf16_decision(speed(0.6, 0.5), runs(0.0))["precision"] == "fp32"  # 1.2x

@@ -64,7 +64,7 @@ def test_every_subpackage_is_a_known_layer():
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
     assert folders == set().union(*LAYERS[1:])
     modules = {p.stem for p in PACKAGE.glob("*.py")}
-    entry_points = {"__init__", "__main__", "cli", "bench", "sweep", "estimate", "gpu_check"}
+    entry_points = {"__init__", "__main__", "cli", "bench", "sweep", "estimate", "gpu_check", "precision"}
     assert LAYERS[0] <= modules and modules - LAYERS[0] == entry_points
 
 

@@ -107,6 +107,18 @@ def _main_study(p: Mapping[str, Any], datasets=None) -> Study:
     )
 
 
+def _sst2_studies(p: Mapping[str, Any]) -> dict[str, Study]:
+    """{"sst2": the SST-2 grid} when the page's `sst2_methods` is not empty: its own caps (the test set is
+    GLUE's 872-sentence dev set, kept whole by `sst2_max_eval`), the first LP regularisation, the page's seeds."""
+    if not p.get("sst2_methods"):
+        return {}
+    settings = run_settings(p, max_train=p["sst2_max_train"], max_eval=p["sst2_max_eval"])
+    study = Study(
+        ["sst2"], list(p["sst2_methods"]), list(p["seeds"]), list(p["lp_Cs"][:1]), settings=settings
+    )
+    return {"sst2": study}
+
+
 def _scaling_study(p: Mapping[str, Any], dataset: str, **extra: Any) -> Study:
     """FT and LP-FT from heads multiplied by each of `head_scales` (LP with the first regularisation)."""
     return Study(
@@ -136,7 +148,7 @@ def _training_page(p: Mapping[str, Any]) -> PagePlan:
 def _dynamics(p: Mapping[str, Any]) -> PagePlan:
     """The main grid, and LP on each full training split (its frozen features feed the LP-cause tests).
     The LP-cause parameters are checked here, before any training."""
-    check_lp_cause_parameters(p["cosine_targets"], p["lp_sizes"], p["cause_seeds"])
+    check_lp_cause_parameters(p["cosine_targets"], p["spectrum_powers"], p["lp_sizes"], p["cause_replicates"])
     full = Study(
         datasets=list(p["cause_datasets"]),
         methods=["lp"],
@@ -144,7 +156,7 @@ def _dynamics(p: Mapping[str, Any]) -> PagePlan:
         lp_Cs=["cv"],
         settings=run_settings(p, max_train=None),
     )
-    return PagePlan("dynamics", studies={"main": _main_study(p), "full_lp": full})
+    return PagePlan("dynamics", studies={"main": _main_study(p), "full_lp": full, **_sst2_studies(p)})
 
 
 def _controlled_study(p: Mapping[str, Any], dataset: str) -> Study:
@@ -173,6 +185,7 @@ def _norms(p: Mapping[str, Any]) -> PagePlan:
         ),
         **{f"controlled-{d}": _controlled_study(p, d) for d in p["datasets"]},
         **_norm_direction_studies(p, dataset),
+        **_sst2_studies(p),
     }
     return PagePlan("norms", studies=studies)
 

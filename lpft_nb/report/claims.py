@@ -597,31 +597,6 @@ def status_changes(before: list[dict], after: list[dict]):
     return pd.DataFrame(rows, columns=columns)
 
 
-BF16_MIN_SPEEDUP = 1.4  # the FT step must be this many times faster in bf16 (and no claim status change)
-BF16_STEP = "FT train step, batch 8, length 128 (s)"
-
-
-def bf16_decision(speed_record: dict, claims_record: dict) -> dict:
-    """The rule for the `default` profile's precision, from the recorded measurements (book/measured/):
-    bf16 only if the FT step is at least `BF16_MIN_SPEEDUP` times faster (the smaller speed-up over the
-    recorded pairs) and no claim status of the recorded builds changes. Returns the speed table, the status
-    table, the step's speed-up, the number of changed statuses and the precision it decides."""
-    from .tables import precision_table
-
-    speed = precision_table(speed_record)
-    changes = status_changes(claims_record["claims"]["fp32"], claims_record["claims"]["bf16"])
-    step = float(speed.loc[BF16_STEP, "bf16 speed-up"])
-    changed = int(changes["changed"].sum())
-    adopt = step >= BF16_MIN_SPEEDUP and changed == 0
-    return {
-        "speed": speed,
-        "changes": changes,
-        "step": step,
-        "changed": changed,
-        "precision": "bf16" if adopt else "fp32",
-    }
-
-
 def summary_table(table, checklist: dict[str, str]):
     """Per claim id: the paper's claim and how many checks hold / do not hold / are inconclusive / not run
     (identities excluded: they are tests of the code, not of the paper)."""

@@ -111,6 +111,25 @@ def calibration(
     return Sample(values, replicates=bootstrap(value, n, data), n=n)
 
 
+def collapsed(run, split: str = "test") -> bool:
+    """A run that ends as a constant predictor or no better than the majority class on `split` (within one
+    example): its numbers measure no learning, and tables and checks that use it say so."""
+    labels = run.arrays[f"labels_{split}"]
+    predicted = run.arrays[f"logits_{split}"].argmax(1)
+    majority = np.bincount(labels).max() / len(labels)
+    return bool(len(np.unique(predicted)) == 1 or np.mean(predicted == labels) <= majority + 1 / len(labels))
+
+
+def collapse_note(study: Study, dataset: str, methods, lp_C: LpC = "cv", split: str = "test") -> str:
+    """'' or a sentence naming the collapsed seeds of `methods` in one cell of the grid."""
+    parts = []
+    for m in methods:
+        seeds = [s for s, r in zip(study.seeds, study.get(dataset, m, lp_C)) if collapsed(r, split)]
+        if seeds:
+            parts.append(f"{m} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}")
+    return f"collapsed runs (constant or majority-rate predictions): {'; '.join(parts)}" if parts else ""
+
+
 def per_seed(values) -> Sample:
     """A statistic that does not depend on the test examples (a head norm, a kernel statistic)."""
     return Sample(np.asarray(values, dtype=float))

@@ -33,6 +33,7 @@ from ..paper import (
     TABLE14_CALIBRATION,
 )
 from ..runs.grid import Study
+from .evidence import collapsed
 from .format import fmt, mean_std, tidy
 
 
@@ -108,8 +109,14 @@ def accuracy_table(
     for method in study.methods:
         row = {"method": METHOD_LABELS[method]}
         for dataset in study.datasets:
-            m, s = mean_std(100 * study.values(dataset, method, f"{split}.accuracy", lp_C))
+            values = 100 * study.values(dataset, method, f"{split}.accuracy", lp_C)
+            m, s = mean_std(values)
             row[f"{dataset} ours"] = f"{m:.2f} ± {s:.2f}"
+            down = sum(collapsed(r, split) for r in study.get(dataset, method, lp_C))
+            if down:
+                row[f"{dataset} ours"] += (
+                    f" (median {np.median(values):.2f}; {down} of {len(values)} collapsed)"
+                )
         rows.append(row)
     table = pd.DataFrame(rows).set_index("method")
     if with_paper:
