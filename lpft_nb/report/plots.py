@@ -612,6 +612,7 @@ def fdr_ridge_figure(features: np.ndarray, labels: np.ndarray, title: str) -> pl
     from ..analysis.features import (
         common_basis,
         fdr_dimension,
+        fdr_null,
         fisher_ratio,
         fisher_ratio_pinv,
         fisher_ratio_ridge,
@@ -629,12 +630,15 @@ def fdr_ridge_figure(features: np.ndarray, labels: np.ndarray, title: str) -> pl
         label="full space, pseudo-inverse",
     )
     if k >= 1:
+        basis = common_basis(features, k)
         ax.axhline(
-            fisher_ratio(features, labels, common_basis(features, k)),
+            fisher_ratio(features, labels, basis),
             color=COLORS["lp_ft"],
             ls="--",
             label=f"{k}-d principal subspace (this book)",
         )
+        null = fdr_null(features, labels, basis)
+        ax.axhspan(null["lo"], null["hi"], color="0.85", label="its label-permutation null, 95 % band")
     ax.set_xlabel("ridge ε")
     ax.set_ylabel("FDR(F) = tr(S_W⁻¹ S_B)")
     ax.set_title(f"{title}: n = {len(labels)}, d = {features.shape[1]}")

@@ -435,6 +435,10 @@ def boss_feature_table(study: Study, split: str, lp_C: LpC = "cv") -> pd.DataFra
             label = f"FDR {stats[0]['FDR_k']}-d" if key == "FDR" else key
             row[f"{label} ours"] = "–" if unchanged and key == "Diff" else seeds_cell([s[key] for s in stats])
             row[f"{key} paper"] = "–" if paper is None or paper[i] is None else f"{paper[i]:.3g}"
+            if key == "Diff":
+                row["Diff last step ours"] = "–" if unchanged else seeds_cell([s["Diff_last"] for s in stats])
+            if key == "FDR":
+                row["FDR null: mean [95 % band]"] = _null_cell(stats)
         if split == "test":
             row["Norm(C) ours"] = seeds_cell(norms)
             row["Norm(C) paper"] = "–" if paper is None or paper[3] is None else f"{paper[3]:.3g}"
