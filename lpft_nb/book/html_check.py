@@ -131,7 +131,8 @@ def chromium_binary() -> str:
 
 # Run in the page once it has loaded and MathJax's startup promise (its first typesetting) has settled, at
 # the window width a reader has. Results go on <body> attributes, which the dumped DOM carries back:
-# data-overflow: tables and code blocks wider than the content column (a horizontal scroll);
+# data-overflow: tables and code (cells' code and code blocks, not their printed output) wider than the
+# content column (a horizontal scroll);
 # data-math: JSON {sources: equations (Sphinx's `.math` elements), untypeset: those holding no MathJax
 # output, errors: MathJax's error boxes, raw: TeX left as text outside code and equations, mathjax: ready |
 # absent | failed};
@@ -152,7 +153,7 @@ window.addEventListener("load", async () => {
     }
   });
   document.querySelectorAll("div.highlight pre").forEach((pre) => {
-    if (pre.offsetParent !== null && pre.scrollWidth > pre.clientWidth + 1) {
+    if (!pre.closest(".cell_output") && pre.scrollWidth > pre.clientWidth + 1) {
       wide.push(`code (${pre.textContent.trim().split("\n")[0].slice(0, 40)}): `
                 + `${pre.scrollWidth} px > ${pre.clientWidth} px`);
     }
