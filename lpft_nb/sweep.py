@@ -81,9 +81,10 @@ def run_tasks(tasks: list[Task], threads: int) -> list[Outcome]:
             message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
             outcomes.append(Outcome(task.label, False, time.perf_counter() - start, message))
     env = submitit.JobEnvironment()
-    _outcomes_path(env.paths.folder, str(env.job_id)).write_text(
-        json.dumps([dataclasses.asdict(o) for o in outcomes])
-    )
+    path = _outcomes_path(env.paths.folder, str(env.job_id))
+    tmp = path.with_suffix(".tmp")  # the sweep reads the file once it exists: written whole, then renamed
+    tmp.write_text(json.dumps([dataclasses.asdict(o) for o in outcomes]))
+    os.replace(tmp, path)
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise TasksFailed(f"{len(failed)} of {len(outcomes)} task(s) failed: {failed[0].error}")

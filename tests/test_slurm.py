@@ -5,6 +5,7 @@
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -101,9 +102,14 @@ def test_a_second_sweep_waits_for_the_jobs_in_flight_and_ends_when_they_are_canc
     first = _sweep(env, "--no-wait", "--sbatch", "begin=now+600")  # held pending for 10 minutes
     assert first.returncode == 0 and f"submitted {N_TASKS} job(s)" in first.stdout, first.stderr
     array = _array(first.stdout)
+    elements = [f"{array}_{i}" for i in range(N_TASKS)]
     second, seen = _started(env, until="nothing to submit")
     assert f"{N_TASKS} task(s) already in flight (not submitted again): jobs {array}_[0-8]" in seen
-    assert all(s == "PENDING" for s in slurm_states([f"{array}_{i}" for i in range(N_TASKS)]).values())
+    time.sleep(1)  # into its wait
+    second.send_signal(signal.SIGINT)  # Ctrl-C: the jobs go on
+    assert second.wait(timeout=30) == 130 and "interrupted: the jobs go on" in second.stdout.read()
+    assert list(slurm_states(elements).values()) == ["PENDING"] * N_TASKS
+    second, seen = _started(env, until="nothing to submit")  # it waits for them again
     subprocess.run(["scancel", array], check=True, timeout=30)
     start = time.monotonic()
     out = _finish(second, timeout=60)
@@ -116,20 +122,20 @@ def test_a_second_sweep_waits_for_the_jobs_in_flight_and_ends_when_they_are_canc
 def test_a_sweep_computes_a_page_a_killed_task_fails_and_a_rerun_completes_it(env, cache):
     proc, seen = _started(env, until="submitted")
     array = _array(seen)
-    killed, deadline = None, time.monotonic() + 90
+    killed, deadline = None, time.monotonic() + 120
     while killed is None and time.monotonic() < deadline:  # the first element seen running is killed
         running = [
             j for j, s in slurm_states([f"{array}_{i}" for i in range(N_TASKS)]).items() if s == "RUNNING"
         ]
         killed = running[0] if running else None
         time.sleep(0.2)
-    assert killed, "no job of the array started in 90 s"
+    assert killed, "no job of the array started in 120 s"
     subprocess.run(["scancel", "--signal=KILL", killed], check=True, timeout=30)
-    out = _finish(proc, timeout=150)
+    out = _finish(proc, timeout=300)
     assert proc.returncode == 1 and f"done           {N_TASKS - 1}" in out and "failed         1" in out, out
     assert re.search(rf"ended (FAILED|CANCELLED) without a result \(traceback: \S+/{killed}_0_log.err\)", out)
     assert sacct_state(killed) in ("FAILED", "CANCELLED")
-    again = _sweep(env, timeout=90)
+    again = _sweep(env, timeout=180)
     assert again.returncode == 0 and "1 to compute" in again.stdout and "done           1" in again.stdout
     assert all_computed("smoke", ["boss_ood"])  # the book trains nothing now
 
