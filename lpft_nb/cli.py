@@ -285,6 +285,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n {args.n}: needs at least 2 examples per kernel side")
     if not args.memory_gib > 0:
         raise ConfigError(f"--memory-gib {args.memory_gib:g}: must be > 0")
+    if args.precision_runs:
+        from .precision import RECORD, record_precision_runs
+
+        record_precision_runs()
+        print(f"recorded {RECORD}")
+        return 0
     if args.ntk:
         from .bench import ntk_benchmark
 
@@ -511,6 +517,12 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
     bench.add_argument("--ntk", action="store_true", help="benchmark the NTK (CB, N examples, length 128)")
+    bench.add_argument(
+        "--precision-runs",
+        action="store_true",
+        help="train the default profile's CB FT, LP-FT and LoRA runs in fp32 and bf16 and record their "
+        "metrics in book/measured/bf16-runs.json (the reproduce page's bf16 rule)",
+    )
     bench.add_argument("--n", type=int, default=64, help="examples per kernel side for --ntk")
     bench.add_argument(
         "--memory-gib",
@@ -623,8 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except SystemExit:
-        raise
+    except SystemExit as done:  # argparse: --help (0) or its one-line usage error (2)
+        return done.code if isinstance(done.code, int) else 2
     except BaseException as err:  # noqa: BLE001 - the boundary: every other exception ends here
         if is_user_error(err):
             print(f"error: {_one_line(err)}", file=sys.stderr)

@@ -136,12 +136,14 @@ def estimate_table(tasks_by_page: dict[str, list[Task]], costs: Costs) -> list[t
 
 def tasks_by_page(profile: str, pages: list[str] | None = None) -> dict[str, list[Task]]:
     """The runs and kernels of each page of `profile` that computes any (as `sweep` lists them)."""
-    from .book.build import notebook_pages
+    from .book.build import check_plans, notebook_pages
     from .book.plans import profile_tasks
     from .data.download import ensure_book_data
 
+    pages = pages or notebook_pages()
+    check_plans(profile, pages)  # a value a page's plan rejects: one line, before the data are fetched
     data_dir, cache_dir = ensure_book_data(), resolve_cache_dir(None)
-    by_page = {p: profile_tasks(profile, [p], data_dir, cache_dir) for p in pages or notebook_pages()}
+    by_page = {p: profile_tasks(profile, [p], data_dir, cache_dir) for p in pages}
     return {p: t for p, t in by_page.items() if t}
 
 

@@ -80,6 +80,25 @@ def _prepare(case: str, env: dict) -> list[str]:
         return ["ntk", "--setting", "sgd"]
     if case == "data check of a missing folder":
         return ["data", "check", str(tmp / "absent")]
+    if case.startswith("profile "):  # `profile <name> <command...>`: a profile name that is not a folder name
+        _, name, *command = case.split(" ")
+        name = {"''": "", "dotdot": "../params/smoke", "dot": "."}.get(name, name)
+        extra = ["--folder", str(tmp / "g")] if command[0] == "gpu-check" else []
+        return [*command, "--profile", name, *extra]
+    if case == "run --spec ''":
+        return ["run", "--spec", ""]
+    if case == "plan --params with --device":
+        (tmp / "sweep.yaml").write_text("dataset: cb\nmethod: lp\n")
+        return ["plan", "--params", str(tmp / "sweep.yaml"), "--device", "cuda"]
+    if case == "plan --profile with --set":
+        return ["plan", "--profile", "smoke", "--set", "seed=4"]
+    if case == "gpu-check run with --profile":
+        return ["gpu-check", "run", "--profile", "smoke", "--folder", str(tmp / "g")]
+    if case == "an argparse error":
+        return ["run", "--seed", "one"]
+    if case == "refresh on a device this machine lacks":
+        main([*run, "--method", "lp", *_tiny(m)])  # a good entry, then a refresh that cannot run
+        return [*run, "--method", "lp", "--refresh", *_tiny(m, "--set", "device=cuda:99")]
     raise AssertionError(case)
 
 
@@ -96,7 +115,18 @@ ROWS = [  # (case, exit code, words in the message)
     ("--spec with --set", 2, "--set cannot be combined"),
     ("--spec without dataset or method", 2, "--spec must name dataset and method"),
     ("book --pages with no names", 2, "--pages needs at least one page name"),
-    ("book with an unknown profile", 2, "profiles found: default, default-bf16, paper, smoke"),
+    ("book with an unknown profile", 2, "profiles: default, default-bf16, paper, smoke"),
+    *[
+        (f"profile {name} {command}", 2, "a profile is a folder name under")
+        for name in ("''", "dotdot", "dot", "nosuch")
+        for command in ("book", "plan", "plan --estimate", "sweep", "gpu-check prepare")
+    ],
+    ("run --spec ''", 2, "--spec: not valid JSON"),
+    ("plan --params with --device", 2, "--device goes with --profile P --estimate"),
+    ("plan --profile with --set", 2, "--set goes with --params"),
+    ("gpu-check run with --profile", 2, "--profile goes with `gpu-check prepare`"),
+    ("an argparse error", 2, "argument --seed: invalid int value"),
+    ("refresh on a device this machine lacks", 2, "device='cuda:99'"),
     ("fork to a Sphinx name", 2, "reserved"),
     ("fork to _toc", 2, "must start with a letter"),
     ("ntk with a bad setting", 2, "setting='sgd' is unknown"),
@@ -148,6 +178,134 @@ def test_changed_data_warns_once_and_is_recorded(env, capsys):
     out, err = capsys.readouterr()
     assert json.loads(out)["data_verified"] is False
     assert "superglue/CB/train.jsonl" in err and "differ from their pinned sha256" in err
+
+
+def _derived(tmp_path, shared: str, pages: dict[str, str] | None = None) -> Path:
+    """A copy of params/ with a profile `mine` (its _shared.yaml and page files)."""
+    params = tmp_path / "params"
+    shutil.copytree(Path(__file__).parent.parent / "params", params)
+    (params / "mine").mkdir()
+    (params / "mine" / "_shared.yaml").write_text(shared)
+    for page, text in (pages or {}).items():
+        (params / "mine" / f"{page}.yaml").write_text(text)
+    return params
+
+
+@pytest.mark.parametrize("base", ["default", "smoke"])
+def test_a_derived_profile_runs_its_own_seeds_on_every_page(tmp_path, base):
+    """`seeds` and `scaling_seeds` of the user's _shared.yaml beat the base's page files
+    (default's norms.yaml and dynamics.yaml set them): every run that `plan --list` lists uses seed 4 or 5,
+    and each changed parameter is reported with the file it came from."""
+    from lpft_nb.book.build import notebook_pages
+    from lpft_nb.book.params import BOOK_DIR, differences_from_base, page_parameters
+    from lpft_nb.book.plans import page_plan, plan_name
+
+    shared = f"base: {base}\nseeds: [4, 5]\nscaling_seeds: [4, 5]\n"
+    params = _derived(tmp_path, shared)
+    seen = set()
+    for page in notebook_pages():
+        values = {
+            **page_parameters(BOOK_DIR / f"{page}.md"),
+            **check_profile(page, "mine", params_dir=params),
+        }
+        for key in ("seeds", "scaling_seeds"):
+            assert values.get(key, [4, 5]) == [4, 5], (page, key)
+        if plan_name(page) is None:
+            continue
+        seen |= {cfg.seed for cfg in page_plan(plan_name(page), values).configs()}
+        lines = differences_from_base(page, "mine", params_dir=params)
+        assert all("from params/mine/_shared.yaml" in line or str(params) in line for line in lines), lines
+    assert seen == {4, 5}
+    assert any(
+        "norms: scaling_seeds = [4, 5]" in line
+        for line in differences_from_base("norms", "mine", params_dir=params)
+    )
+
+
+def test_a_page_file_of_the_derived_profile_beats_its_shared_file_and_the_base(tmp_path):
+    params = _derived(tmp_path, "base: default\nseeds: [4, 5]\n", {"norms": "seeds: [7]\n"})
+    assert check_profile("norms", "mine", params_dir=params)["seeds"] == [7]
+    assert check_profile("dynamics", "mine", params_dir=params)["seeds"] == [4, 5]
+    assert check_profile("norms", "default", params_dir=params)["scaling_seeds"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "shared, words",
+    [
+        ("base: default\ncause_replicates: 1\n", "page dynamics: cause_replicates 1"),
+        ("base: default\ncosine_targets: [1.5]\n", "cosine_targets [1.5]"),
+        ("base: default\nlp_sizes: [2]\n", "lp_sizes [2]"),
+        ("base: nosuch\n", "unknown base in"),
+        ("base: ../smoke\n", "unknown base in"),
+        ("base: [smoke]\n", "unknown base in"),
+        ("base: mine\n", "is not another profile"),
+    ],
+)
+def test_a_bad_derived_profile_is_one_line(tmp_path, shared, words):
+    """Caught by the parameter check, or by the page's plan (as `book`, `plan` and `sweep` build it)."""
+    from lpft_nb.book.build import check_plans
+
+    params = _derived(tmp_path, shared)
+    with pytest.raises(ParamError) as err:
+        check_plans("mine", ["dynamics"], params_dir=params)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_cycle_of_bases_is_one_line(tmp_path):
+    params = _derived(tmp_path, "base: other\n")
+    (params / "other").mkdir()
+    (params / "other" / "_shared.yaml").write_text("base: mine\n")
+    with pytest.raises(ParamError, match="form a cycle of bases"):
+        check_profile("dynamics", "mine", params_dir=params)
+
+
+def test_the_error_boundary(monkeypatch, capsys, tmp_path):
+    """A fault of the code: one line naming a log with the traceback (1); Ctrl-C: "interrupted" (130)."""
+    from lpft_nb import cli
+
+    def fault(args):
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setattr(cli, "cmd_fork", fault)
+    assert main(["fork", "dynamics", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error (TypeError: unsupported operand)" in err
+    log = Path(err.split("traceback in ")[1].strip())
+    assert "Traceback" in log.read_text() and "fault" in log.read_text()
+    log.unlink()
+
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_fork", interrupt)
+    assert main(["fork", "dynamics", "x"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_ctrl_c_while_the_cli_imports_is_interrupted():
+    import subprocess
+    import sys
+
+    code = (
+        "import runpy, sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'lpft_nb.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "runpy.run_module('lpft_nb', run_name='__main__')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (out.returncode, out.stderr) == (130, "interrupted\n")
+
+
+def test_the_cli_imports_nothing_heavy_before_its_boundary():
+    import subprocess
+    import sys
+
+    code = "import sys, lpft_nb.cli; print(sorted({'torch', 'pandas', 'papermill', 'pydantic'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_a_profile_of_ones_own_inherits_what_it_omits(tmp_path):

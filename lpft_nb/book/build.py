@@ -285,6 +285,26 @@ def selected_pages(pages: list[str] | None) -> list[str]:
     return list(pages or all_pages)
 
 
+def check_plans(profile: str, pages: list[str], params_dir: Path = PARAMS_DIR) -> None:
+    """Build the run plan of each of `pages` under `profile`, as the page will: a value its plan rejects
+    (e.g. LP-cause levels out of range) is one ParamError line before any page runs."""
+    from .params import page_parameters
+    from .plans import page_plan, plan_name
+
+    for page in pages:
+        name = plan_name(page)
+        if name is None:
+            continue
+        values = {
+            **page_parameters(BOOK_DIR / f"{page}.md"),
+            **check_profile(page, profile, params_dir=params_dir),
+        }
+        try:
+            page_plan(name, values)
+        except (TypeError, ValueError) as err:
+            raise ParamError(f"profile {profile!r}, page {page}: {' '.join(str(err).split())}") from None
+
+
 def print_differences(profile: str, pages: list[str]) -> None:
     """Print, per page, each parameter whose value under `profile` differs from its base's, and the file
     it came from (nothing for a profile without a base; `book` and `plan` print it first)."""
@@ -341,6 +361,7 @@ def build_book(
     check_shared(profile, all_pages)
     for page in selected:  # every parameter file is checked before anything runs
         check_profile(page, profile)
+    check_plans(profile, selected)
     print_differences(profile, selected)
     data_dir = ensure_book_data()  # fetched first when no folder is set; offline: one-line error
     os.environ["LPFT_DATA_DIR"] = str(data_dir)  # what the pages' kernels read

@@ -30,7 +30,6 @@ LIST_SETTINGS = {
     "head_scales": "head_scale",
     "scaling_seeds": "seed",
     "kernel_seeds": "seed",
-    "cause_seeds": "seed",
     "cause_datasets": "dataset",
 }
 # Page parameters holding one value of a run setting.
