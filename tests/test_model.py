@@ -58,7 +58,9 @@ def test_missing_model_is_a_clear_error(tmp_path, monkeypatch, offline):
     if offline is None:
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         # no network: the lookup fails; with one: the Hub has no such model
-        expected = "neither a local folder nor in the Hugging Face cache|no such model on the Hugging Face Hub"
+        expected = (
+            "neither a local folder nor in the Hugging Face cache|no such model on the Hugging Face Hub"
+        )
     else:
         monkeypatch.setenv("HF_HUB_OFFLINE", offline)
         expected = "not in the Hugging Face cache and HF_HUB_OFFLINE is set"
