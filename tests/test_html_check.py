@@ -16,6 +16,7 @@ from lpft_nb.book.html_check import (
     check_page,
     external_assets,
     outside,
+    page_requests,
 )
 from lpft_nb.book.params import BOOK_DIR, ROOT, check_profile, profiles, read_page
 
@@ -92,6 +93,18 @@ def test_assets_from_outside_the_build_folder_are_problems(tmp_path):
         "p.html: fetched https://cdn.example/mathjax.js from the network",
         "p.html: script https://cdn.example/mathjax.js comes from outside the book",
     ]
+
+
+def test_only_the_pages_own_requests_count_from_the_netlog(tmp_path):
+    event = {
+        "type": 7,
+        "params": {"url": "https://cdn.example/x.js", "network_isolation_key": "file:// file://"},
+    }
+    browser = {"type": 7, "params": {"url": "https://update.example/", "network_isolation_key": "null null"}}
+    other = {"type": 3, "params": {"url": "https://cdn.example/y.js", "network_isolation_key": "file://"}}
+    log = {"constants": {"logEventTypes": {"URL_REQUEST_START_JOB": 7}}, "events": [event, browser, other]}
+    (tmp_path / "netlog.json").write_text(json.dumps(log))
+    assert page_requests(tmp_path / "netlog.json") == ["https://cdn.example/x.js"]
 
 
 def test_an_image_outside_a_captioned_figure_is_a_problem(tmp_path):

@@ -227,7 +227,10 @@ def render_dom(page: Path, binary: str) -> tuple[str, list[str]]:
             if proc.returncode != 0 or "<body" not in proc.stdout:
                 last = proc.stderr.strip().splitlines()[-1:]
                 raise RuntimeError(f"{page.name}: Chromium did not load it ({last})")
-            return proc.stdout, page_requests(netlog)
+            try:
+                return proc.stdout, page_requests(netlog)
+            except (OSError, ValueError, KeyError) as err:
+                raise RuntimeError(f"{page.name}: Chromium's NetLog is unreadable ({err!r})") from err
     finally:
         probe.unlink(missing_ok=True)
 
