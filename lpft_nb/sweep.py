@@ -440,7 +440,7 @@ def sweep(profile: str, pages: list[str] | None, options: SweepOptions) -> int:
     print(f"{'cached before':<14} {len(tasks) - len(todo)}")
     print(f"{'failed':<14} {len(failed)}")
     for o in failed:
-        print(f"  {o.label}: {o.error} (traceback: {o.log})")
+        print(f"  {o.label}: {o.error} (log: {o.log})")
     if waited.unfinished:
         n = sum(len(j.tasks) for j in waited.unfinished)
         print(
