@@ -444,7 +444,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train (or load from the cache) one run and print its metrics")
-    run.add_argument("--dataset", help="cb, rte or amazon")
+    run.add_argument("--dataset", help="cb, rte, amazon, sst2 or sst2_sentences")
     run.add_argument("--method", help="lp, ft, lp_ft, lora or lp_lora")
     run.add_argument("--seed", type=int)
     run.add_argument("--model", help="all-MiniLM-L6-v2 (default), tiny-random-bert, a local path or HF name")
@@ -520,7 +520,7 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--precision-runs",
         action="store_true",
-        help="train the default profile's CB FT, LP-FT and LoRA runs in fp32 and bf16 and record their "
+        help="train the default profile's CB FT and LP-FT runs in fp32 and bf16 and record their "
         "metrics in book/measured/bf16-runs.json (the reproduce page's bf16 rule)",
     )
     bench.add_argument("--n", type=int, default=64, help="examples per kernel side for --ntk")

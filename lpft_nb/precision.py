@@ -20,7 +20,7 @@ import numpy as np
 from .report import stats
 
 RECORD = Path(__file__).resolve().parent.parent / "book" / "measured" / "bf16-runs.json"
-RUNS = {"dataset": "cb", "methods": ("ft", "lp_ft", "lora"), "seeds": (1, 2, 3)}
+RUNS = {"dataset": "cb", "methods": ("ft", "lp_ft"), "seeds": (1, 2, 3)}
 METRICS = {
     "test accuracy (%)": lambda r, fs, cal: 100 * r.metrics["test"]["accuracy"],
     "Diff(F) after the last step": lambda r, fs, cal: fs["Diff_last"],
@@ -52,7 +52,13 @@ def record_precision_runs(profile: str = "default", path: Path = RECORD) -> dict
             row = {"method": method, "seed": seed}
             for precision in ("fp32", "bf16"):
                 cfg = RunConfig.from_dict(
-                    {**settings, "dataset": RUNS["dataset"], "method": method, "seed": seed, "precision": precision}
+                    {
+                        **settings,
+                        "dataset": RUNS["dataset"],
+                        "method": method,
+                        "seed": seed,
+                        "precision": precision,
+                    }
                 )
                 run = get_run(cfg, progress=False)
                 fs, cal = feature_stats(run), run_calibration(run)

@@ -38,10 +38,12 @@ def test_a_book_tolerance_needs_its_source_and_is_shown_at_half_and_double():
     assert paper.tolerance_source == "paper" and paper.sensitivity == ""
 
 
-def test_exact_quantities_are_compared_exactly_and_untested():
-    assert exact("K4", "p", "s", "–", [40, 41, 39], [10, 12, 11]).status == "holds"
-    assert exact("K4", "p", "s", "–", [10, 41, 39], [10, 12, 11]).status == "inconclusive"
-    assert exact("K4", "p", "s", "–", [9, 8, 7], [10, 12, 11]).status == "does not hold"
+def test_exact_quantities_are_compared_exactly_only_when_no_seed_changes_them():
+    same = exact("K4", "p", "s", "–", [40, 40, 40], [10, 10, 10])
+    assert same.status == "holds" and same.p is None and same.rule.startswith("exact comparison")
+    assert exact("K4", "p", "s", "–", [9, 9, 9], [10, 10, 10]).status == "does not hold"
+    varying = exact("K4", "p", "s", "–", [40, 41, 39], [10, 12, 11])  # random ranks: tested, adjusted
+    assert varying.p is not None and varying.status == "holds"
     one = exact("K4", "p", "s", "–", [40], [10])
     assert one.status == "inconclusive" and one.p is None
 

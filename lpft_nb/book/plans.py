@@ -108,11 +108,14 @@ def _main_study(p: Mapping[str, Any], datasets=None) -> Study:
 
 
 def _sst2_studies(p: Mapping[str, Any]) -> dict[str, Study]:
-    """{"sst2": the SST-2 grid} when the page's `sst2_methods` is not empty: its own caps (the test set is
-    GLUE's 872-sentence dev set, kept whole by `sst2_max_eval`), the first LP regularisation, the page's seeds."""
+    """{"sst2": the SST-2 grid} when the page's `sst2_methods` is not empty: its own caps (training phrases,
+    training and validation examples per class, and validation and test examples: the test set is GLUE's
+    872-sentence dev set, kept whole by `sst2_max_eval`), the first LP regularisation, the page's seeds."""
     if not p.get("sst2_methods"):
         return {}
-    settings = run_settings(p, max_train=p["sst2_max_train"], max_eval=p["sst2_max_eval"])
+    settings = run_settings(
+        p, max_train=p["sst2_max_train"], max_per_class=p["sst2_max_per_class"], max_eval=p["sst2_max_eval"]
+    )
     study = Study(
         ["sst2"], list(p["sst2_methods"]), list(p["seeds"]), list(p["lp_Cs"][:1]), settings=settings
     )

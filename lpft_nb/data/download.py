@@ -36,6 +36,7 @@ from .files import (
     remote_of,
     sha256_of,
 )
+from .sst2 import SOURCES as SST2_SOURCES
 from .sst2 import tree_paths, write_sst2
 from .tasks import DataError
 
@@ -232,7 +233,7 @@ def ensure_book_data(progress: bool = True) -> Path:
     (from ``$LPFT_DATA_MIRROR`` if set) and the BOSS files built, when the network is reachable; offline,
     a one-line ``DataError`` says what to do.
     """
-    needed = [e.path for e in BOOK_FILES if e.read_by_pages]
+    needed = [e.path for e in BOOK_FILES if e.read_by_pages] + [str(p) for p in SST2_SOURCES.values()]
     if os.environ.get("LPFT_DATA_DIR"):
         folder = resolve_data_dir(None)
         missing = [p for p in needed if not (folder / p).is_file()]

@@ -112,11 +112,14 @@ def tested(
     tolerance_text: str = "",
     source: str = "",
     paper_effect: float | None = None,
+    effect_offset: float = 0.0,
     kind: str = "claim",
     describe: Callable[[stats.Test], str] = lambda t: "",
 ) -> Claim:
     """A check decided by `test_at(tolerance)` (a `stats.Test`); with a book tolerance, also at half and at
-    double it (`sensitivity`). One value on a side (one seed) gives no verdict, whatever else is known."""
+    double it (`sensitivity`). One value on a side (one seed) gives no verdict, whatever else is known.
+    `paper_effect` + `effect_offset` is the paper's effect in the units of the test's estimate (a
+    non-inferiority test is shifted by its margin)."""
     seeds = " vs ".join(str(len(s.values)) for s in samples.values())
     record = {"rule": RULE, "level": LEVEL, "seeds": seeds, "kind": kind}
     if tolerance_text:
@@ -146,7 +149,7 @@ def tested(
         paper_effect=paper_effect,
     )
     if status == "inconclusive" and paper_effect is not None and np.isfinite(test.mde):
-        record["decidable"] = bool(abs(paper_effect) >= test.mde)
+        record["decidable"] = bool(abs(paper_effect + effect_offset) >= test.mde)
     noise = (
         f"se {est.se:.2g} (seeds {np.sqrt(est.seed_var):.2g}, test examples {np.sqrt(est.example_var):.2g})"
     )
@@ -155,7 +158,12 @@ def tested(
     if status == "inconclusive":
         why += f"; detectable at 80 % power: {test.mde:.3g}"
         if record.get("decidable") is False:
-            why += f", above the paper's effect {abs(paper_effect):.3g}: not decidable at this scale"
+            why += (
+                f", above the paper's effect ({paper_effect:.3g}, {paper_effect + effect_offset:.3g} on the "
+                "test's scale): not decidable at this scale"
+                if effect_offset
+                else f", above the paper's effect {abs(paper_effect):.3g}: not decidable at this scale"
+            )
     return Claim(claim_id, page, statement, paper, ours, status, why, **record)
 
 
@@ -265,13 +273,14 @@ def non_inferior(
     paper_effect: float | None = None,
     kind: str = "claim",
 ) -> Claim:
-    """Is mean(a) ≥ mean(b) − margin? A one-sided non-inferiority test at the level (holds when the whole
-    95 % interval of the difference lies above −margin; does not hold when it lies below)."""
+    """Is mean(a) ≥ mean(b) − margin? A one-sided non-inferiority test at the level, the level of each of
+    TOST's tests (holds when the 90 % interval of the difference lies above −margin; does not hold when it
+    lies below)."""
     a, b = _sample(a), _sample(b)
     ours = f"{a_name} = {fmt(a.values)}; {b_name} = {fmt(b.values)}"
 
     def describe(t: stats.Test) -> str:
-        return f"{a_name} − {b_name} = {t.estimate.value + margin:.3g} against −{margin:g}{unit}; "
+        return f"{a_name} − {b_name} = {t.estimate.value - margin:.3g} against −{margin:g}{unit}; "
 
     return tested(
         claim_id,
@@ -279,12 +288,13 @@ def non_inferior(
         statement,
         paper,
         ours,
-        lambda m: stats.directional(stats.difference(a, b, threshold=-m), "non-inferiority t"),
+        lambda m: stats.one_sided(stats.difference(a, b, threshold=-m), "non-inferiority, one-sided t"),
         samples={a_name: a, b_name: b},
         tolerance=margin,
         tolerance_text=f"margin {margin:g}{unit}",
         source=source,
         paper_effect=paper_effect,
+        effect_offset=margin,
         kind=kind,
         describe=describe,
     )
@@ -348,24 +358,36 @@ def exact(
     source: str = "",
     kind: str = "claim",
 ) -> Claim:
-    """Exact quantities (integer ranks) compared seed by seed: holds when a > b in every seed, does not hold
-    when a ≤ b in every seed, else inconclusive. No test: nothing is estimated, so nothing enters the
-    adjustment; one seed is inconclusive."""
-    a = np.atleast_1d(np.asarray(a, dtype=float))
-    b = np.broadcast_to(np.asarray(b, dtype=float), a.shape)
-    ours = f"{a_name} = {fmt(a)}; {b_name} = {fmt(np.unique(b)) if np.ndim(b) else b}"
-    record = {"rule": "exact comparison in every seed", "seeds": str(len(a)), "kind": kind}
+    """Is a > b, for integer quantities (ranks)? When every seed gives the same values on each side, the
+    quantity does not vary with the seed and is compared exactly (no test, nothing to adjust); when it
+    varies (each kernel seed draws its own examples), it is tested like any other difference (`compare`,
+    paired by seed). One seed is inconclusive."""
+    a_arr = np.atleast_1d(np.asarray(a, dtype=float))
+    b_arr = np.broadcast_to(np.asarray(b, dtype=float), a_arr.shape).copy()
+    if len(a_arr) > 1 and (np.ptp(a_arr) > 0 or np.ptp(b_arr) > 0):
+        claim = compare(
+            claim_id, page, statement, paper, a_arr, b_arr, a_name=a_name, b_name=b_name, kind=kind
+        )
+        if tolerance_text:
+            claim.tolerance, claim.tolerance_source = tolerance_text, source
+        return claim
+    ours = f"{a_name} = {fmt(a_arr)}; {b_name} = {fmt(b_arr)}"
+    record = {
+        "rule": "exact comparison: the same value in every seed",
+        "seeds": str(len(a_arr)),
+        "kind": kind,
+    }
     if tolerance_text:
         record.update(tolerance=tolerance_text, tolerance_source=source)
-    wins = int((a > b).sum())
-    if len(a) < 2:
+    if len(a_arr) < 2:
         status, why = "inconclusive", "one seed: an exact comparison needs the same answer in two or more"
-    elif wins == len(a):
-        status, why = "holds", f"{a_name} > {b_name} in all {len(a)} seeds"
-    elif wins == 0:
-        status, why = "does not hold", f"{a_name} ≤ {b_name} in all {len(a)} seeds"
+    elif a_arr[0] > b_arr[0]:
+        status, why = "holds", f"{a_name} {a_arr[0]:g} > {b_name} {b_arr[0]:g} in all {len(a_arr)} seeds"
     else:
-        status, why = "inconclusive", f"{a_name} > {b_name} in {wins} of {len(a)} seeds"
+        status, why = (
+            "does not hold",
+            f"{a_name} {a_arr[0]:g} ≤ {b_name} {b_arr[0]:g} in all {len(a_arr)} seeds",
+        )
     return Claim(claim_id, page, statement, paper, ours, status, why, **record)
 
 
