@@ -1,13 +1,35 @@
-"""Why is the cross-validated LP head short on our backbone? Two explanations, tested on frozen features.
+"""Why is the cross-validated LP head short on our backbone? The book's two hypotheses, tested on frozen
+features so that each can fail.
 
-(a) Anisotropy: RoBERTa's features are almost collinear (mean pairwise cosine 0.997), MiniLM's far less.
-    Shrinking the spread around the mean, φ' = μ + s(φ − μ), raises the mean pairwise cosine to a target
-    without changing which examples are separable (a pure shared offset would be absorbed by the intercept).
-(b) n against d: fewer training examples than feature dimensions. LP is refitted on nested random subsets
-    of the training split.
+**What the mean pairwise cosine measures.** Write φ_i = μ + x_i (μ the mean, x_i centred, T = tr Σ_c =
+mean ‖x_i‖²). Exactly, the mean over pairs i ≠ j of φ_i·φ_j is ‖μ‖² − T/(n − 1), so the mean pairwise cosine
+is ≈ ‖μ‖²/(‖μ‖² + T), up to how the norms ‖φ_i‖ vary. It moves with two things only, and neither can tell
+an LP head anything:
 
-For each, the paper's LP (LogisticRegressionCV over its C grid) is refitted with several CV seeds (the
-seed shuffles the rows, so it sets the folds) and its chosen C and head norm ‖V‖_F recorded.
+- a common offset φ + cμ̂ (μ̂ = μ/‖μ‖) raises it towards 1 with T unchanged, and the unpenalised intercept
+  absorbs it: the fit at every C is the same (w·(φ + cμ̂) + b = w·φ + (b + c w·μ̂)). This is the *control*;
+- a rescaling of the spread, φ' = μ + s(φ − μ), raises it as s falls; with the intercept unpenalised the
+  L2 logistic regression on φ' at C is exactly the fit on φ at C·s² with weights × 1/s
+  (tests/test_lp_causes.py). So a CV head that grows as the spread is shrunk is the algebra of the scale
+  over a fixed C grid, and such a sweep cannot fail.
+
+At fixed μ and T the cosine is pinned (reshaping the centred spectrum moves it only through the norms; on
+MiniLM's CB features by ~0.02 while the effective rank falls from 71 to 2). **H1** therefore tests the other
+reading of anisotropy, a few directions that carry most of the variance ("the classes differ in a thin
+slice"): the centred spectrum is reshaped, λ_k → λ_k^γ rescaled to the same trace, eigenvectors, mean and T
+unchanged, so the variance concentrates into fewer principal directions (the participation ratio
+(Σλ)²/Σλ², the effective rank, falls) and the classes' directions gain or lose scale according to where
+they lie. That can go either way, so H1 can fail. It is decided by the slope of log ‖V‖ on log effective
+rank (H1: negative).
+
+**H2** (n against d): LP refitted on nested subsets of n examples (each smaller one inside the larger),
+decided by the slope of log ‖V‖ on log n (H2: positive).
+
+**Replicates.** A CV seed only reshuffles the folds on the same features: two seeds are one observation.
+Replication here is real: the training split is dealt into `replicates` disjoint class-stratified parts,
+each part a replicate with its own features, its own CV seed and its own slope; H1 uses each part whole (at
+most `ANISOTROPY_MAX_N` examples), H2 nested prefixes of it (sizes above the part's size are not fitted). The
+control is an identity, checked on the first part alone.
 """
 
 from __future__ import annotations
@@ -20,38 +42,103 @@ import numpy as np
 from .features import mean_pairwise_cosine
 from .run_memo import jsonable, run_memo
 
+ANISOTROPY_MAX_N = 500  # H1 and the control hold n fixed: each part's first (at most) this many examples
+MIN_LEVELS = 5  # levels a sweep needs to estimate a slope per replicate
 
-def check_lp_cause_parameters(targets: Sequence[float], sizes: Sequence[int], seeds: Sequence[int]) -> None:
-    """One-line ValueError for a target cosine outside (0, 1), a size below 4 or a non-integer size, or
-    fewer than two CV seeds (a verdict needs a second seed to say it is not one fold split's luck)."""
+
+def check_lp_cause_parameters(
+    targets: Sequence[float], powers: Sequence[float], sizes: Sequence[int], replicates: int
+) -> None:
+    """One-line ValueError for a cosine target outside (0, 1), a spectrum power below 1, a size below 4 or
+    not an integer, fewer than `MIN_LEVELS` levels in a sweep (the features' own level counts), or fewer
+    than two replicates (a slope's interval needs a second one)."""
     bad = [t for t in targets if not 0 < t < 1]
     if bad:
         raise ValueError(f"cosine_targets {bad}: a mean pairwise cosine target must lie in (0, 1)")
+    bad = [g for g in powers if not g >= 1]
+    if bad:
+        raise ValueError(f"spectrum_powers {bad}: a power below 1 spreads the spectrum; they must be ≥ 1")
     bad = [n for n in sizes if not isinstance(n, int) or n < 4]
     if bad:
         raise ValueError(f"lp_sizes {bad}: training-set sizes must be integers of at least 4")
-    if len(set(seeds)) < 2:
-        raise ValueError(f"cause_seeds {list(seeds)}: the LP-cause checks need at least two CV seeds")
+    for name, levels in (
+        ("cosine_targets", len(set(targets)) + 1),
+        ("spectrum_powers", len(set(powers) | {1})),
+        ("lp_sizes", len(set(sizes))),
+    ):
+        if levels < MIN_LEVELS:
+            raise ValueError(f"{name}: {levels} levels; a slope per replicate needs at least {MIN_LEVELS}")
+    if not isinstance(replicates, int) or replicates < 2:
+        raise ValueError(f"cause_replicates {replicates!r}: the LP-cause tests need at least 2 replicates")
 
 
-def shrink_to_cosine(features: np.ndarray, target: float) -> tuple[np.ndarray, float]:
-    """(φ', s): φ' = μ + s(φ − μ) with s in (0, 1] such that the mean pairwise cosine of φ' is `target`
-    (bisection on log s; the cosine rises as s falls). Raises ValueError for a target below the features'
-    own cosine or ≥ 1."""
+def stratified_parts(labels: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
+    """`k` disjoint parts of the indices of `labels`, each class dealt evenly across them (random order),
+    each part ordered so that every prefix holds the classes in about the part's proportions."""
+    rng = np.random.default_rng(seed)
+    parts = [[] for _ in range(k)]
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        start = int(rng.integers(k))
+        for j, i in enumerate(members):
+            parts[(start + j) % k].append(i)
+    out = []
+    for part in parts:
+        part = np.asarray(part)
+        key = np.empty(len(part))
+        for c in np.unique(labels[part]):
+            members = np.flatnonzero(labels[part] == c)
+            key[members] = (np.arange(len(members)) + rng.random(len(members))) / len(members)
+        out.append(part[np.argsort(key, kind="stable")])
+    return out
+
+
+def offset_to_cosine(features: np.ndarray, target: float) -> tuple[np.ndarray, float]:
+    """(φ + cμ̂, c): a common offset along the mean direction with the mean pairwise cosine at `target`
+    (bisection on c = ‖μ‖(eᶻ − 1), c > −‖μ‖; the cosine rises with c). The centred features are unchanged.
+    ValueError when the target is not reached to 1e-4."""
     X = np.asarray(features, np.float64)
     mu = X.mean(axis=0)
-    own = mean_pairwise_cosine(X)
-    if not own <= target < 1:
-        raise ValueError(f"target cosine {target} must lie in [{own:.3f}, 1)")
-    lo, hi = -20.0, 0.0  # log s
+    norm = float(np.linalg.norm(mu))
+    direction = mu / norm
+    lo, hi = -30.0, 10.0
     for _ in range(60):
         mid = (lo + hi) / 2
-        if mean_pairwise_cosine(mu + np.exp(mid) * (X - mu)) > target:
-            lo = mid
-        else:
+        if mean_pairwise_cosine(X + norm * np.expm1(mid) * direction) > target:
             hi = mid
-    s = float(np.exp((lo + hi) / 2))
-    return mu + s * (X - mu), s
+        else:
+            lo = mid
+    c = norm * float(np.expm1((lo + hi) / 2))
+    shifted = X + c * direction
+    reached = mean_pairwise_cosine(shifted)
+    if abs(reached - target) > 1e-4:
+        raise ValueError(f"a common offset reaches cosine {reached:.4f}, not the target {target}")
+    return shifted, c
+
+
+def concentrate_spectrum(features: np.ndarray, power: float) -> np.ndarray:
+    """μ + x' with the centred features' principal variances λ_k → λ_k^power, rescaled to the same trace;
+    principal directions, mean and tr Σ_c unchanged (power 1: the features as they are)."""
+    X = np.asarray(features, np.float64)
+    mu = X.mean(axis=0)
+    U, S, Vt = np.linalg.svd(X - mu, full_matrices=False)
+    lam = S**2
+    keep = lam > 1e-12 * lam.max()
+    reshaped = (lam[keep] / lam[keep].max()) ** power
+    reshaped *= lam[keep].sum() / reshaped.sum()
+    return mu + (U[:, keep] * np.sqrt(reshaped)) @ Vt[keep]
+
+
+def centred_spectrum_stats(features: np.ndarray) -> dict:
+    """tr Σ_c (mean ‖φ − μ‖²), the effective rank (Σλ)²/Σλ² of the centred covariance and the mean
+    pairwise cosine."""
+    x = np.asarray(features, np.float64) - np.mean(features, axis=0)
+    lam = np.linalg.svd(x, compute_uv=False) ** 2
+    return {
+        "trace": float(lam.sum() / len(x)),
+        "effective_rank": float(lam.sum() ** 2 / (lam**2).sum()),
+        "cosine": mean_pairwise_cosine(features),
+    }
 
 
 def _fit(features, labels, num_classes: int, seed: int) -> dict:
@@ -61,95 +148,104 @@ def _fit(features, labels, num_classes: int, seed: int) -> dict:
     return {"C": float(probe.C), "head_norm": float(probe.weight_norm)}
 
 
-def anisotropy_sweep(
-    features: np.ndarray, labels: np.ndarray, num_classes: int, targets: Sequence[float], seeds: Sequence[int]
+def offset_control(
+    features: np.ndarray, labels: np.ndarray, num_classes: int, targets: Sequence[float], seed: int
 ) -> list[dict]:
-    """LP refitted on the training features as they are and shrunk to each target cosine, per CV seed:
-    rows of (cosine, shrink s, seed, C, head norm)."""
+    """The control: LP refitted on the features as they are and offset along μ̂ to each target cosine:
+    rows of (offset c, cosine, trace, effective rank, C, head norm)."""
+    levels = [(features, 0.0)] + [offset_to_cosine(features, t) for t in sorted(targets)]
+    return [
+        {"offset": c, **centred_spectrum_stats(X), **_fit(X, labels, num_classes, seed)} for X, c in levels
+    ]
+
+
+def spectrum_sweep(
+    features: np.ndarray, labels: np.ndarray, num_classes: int, powers: Sequence[float], seed: int
+) -> list[dict]:
+    """H1: LP refitted with the centred spectrum raised to each power (`concentrate_spectrum`): rows of
+    (power, cosine, trace, effective rank, C, head norm)."""
     rows = []
-    levels = [(features, 1.0)] + [shrink_to_cosine(features, t) for t in targets]
-    for X, s in levels:
-        cosine = mean_pairwise_cosine(X)
-        rows += [
-            {"cosine": cosine, "s": s, "seed": seed, **_fit(X, labels, num_classes, seed)} for seed in seeds
-        ]
+    for power in sorted(set(powers) | {1.0}):
+        X = concentrate_spectrum(features, power)
+        rows.append({"power": power, **centred_spectrum_stats(X), **_fit(X, labels, num_classes, seed)})
     return rows
 
 
 def sample_size_sweep(
-    features: np.ndarray, labels: np.ndarray, num_classes: int, sizes: Sequence[int], seeds: Sequence[int]
+    features: np.ndarray, labels: np.ndarray, num_classes: int, sizes: Sequence[int], seed: int
 ) -> list[dict]:
-    """LP refitted on random subsets of n training examples (each seed draws its own subset and folds):
-    rows of (n, n/d, seed, C, head norm). Sizes above the split's size, and sizes where no subset holds two
-    examples of every class, are skipped."""
+    """H2: LP refitted on the first n rows for each size n (nested: pass rows in a stratified random order,
+    `stratified_parts`): rows of (n, n/d, C, head norm). Sizes above the rows given, or whose prefix lacks
+    two examples of some class (cross-validation needs two per class), are not fitted."""
     rows = []
     d = features.shape[1]
-    for n in [n for n in sizes if n <= len(labels)]:
-        for seed in seeds:
-            idx = _subset_with_every_class(labels, n, num_classes, seed)
-            if idx is not None:
-                fit = _fit(features[idx], labels[idx], num_classes, seed)
-                rows.append({"n": n, "n/d": n / d, "seed": seed, **fit})
+    for n in sorted(set(sizes)):
+        if n <= len(labels) and np.bincount(labels[:n], minlength=num_classes).min() >= 2:
+            rows.append({"n": n, "n/d": n / d, **_fit(features[:n], labels[:n], num_classes, seed)})
     return rows
 
 
-def _subset_with_every_class(labels: np.ndarray, n: int, num_classes: int, seed: int) -> np.ndarray | None:
-    """A random subset of n indices holding at least two examples of every class (the LP head needs a row
-    per class, cross-validation two examples per class), or None when 100 draws found none."""
-    rng = np.random.default_rng(seed)
-    for _ in range(100):
-        idx = rng.choice(len(labels), n, replace=False)
-        if np.bincount(labels[idx], minlength=num_classes).min() >= 2:
-            return idx
-    return None
+def slope(rows: list[dict], x: str, y: str = "head_norm") -> float:
+    """Least-squares slope of log y on log x over the rows (NaN with fewer than three distinct x)."""
+    xs = np.log([r[x] for r in rows])
+    if len(set(xs)) < 3:
+        return float("nan")
+    return float(np.polyfit(xs, np.log([r[y] for r in rows]), 1)[0])
 
 
-def follows(rows: list[dict], x: str, y: str) -> tuple[float, ...]:
-    """Spearman correlation of `y` with `x` across the levels, one per seed (a tuple); NaN for a seed with
-    fewer than three levels or a constant `y`."""
-    from scipy.stats import spearmanr
+def slope_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, lower, upper): the mean of per-replicate slopes and its 95 % t interval (NaN bounds with
+    fewer than two)."""
+    from scipy.stats import t
 
-    out = []
-    for seed in sorted({r["seed"] for r in rows}):
-        xs, ys = zip(*[(r[x], r[y]) for r in rows if r["seed"] == seed])
-        constant = len(set(xs)) < 2 or len(set(ys)) < 2  # ρ undefined: NaN, without scipy's warning
-        out.append(float("nan") if len(xs) < 3 or constant else float(spearmanr(xs, ys).statistic))
-    return tuple(out)
-
-
-ANISOTROPY_MAX_N = 500  # the anisotropy sweep holds n fixed: a random subset of at most this many examples
+    v = np.asarray(values, dtype=float)
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, float("nan"), float("nan")
+    half = float(t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return m, m - half, m + half
 
 
 def lp_cause_experiment(
-    run, targets: Sequence[float], sizes: Sequence[int], seeds: Sequence[int]
+    run, targets: Sequence[float], powers: Sequence[float], sizes: Sequence[int], replicates: int
 ) -> dict[str, list[dict]]:
-    """Both sweeps on the frozen training features of an LP run on a full training split:
-    {"anisotropy": rows (on at most `ANISOTROPY_MAX_N` examples), "sample_size": rows}. Memoised beside the
-    run (`run_memo`): the refits take minutes on 2 cores."""
-    arguments = {"targets": list(targets), "sizes": list(sizes), "seeds": list(seeds)}
+    """The control and both sweeps on the frozen training features of an LP run on a full training split:
+    {"offset": rows of the first part, "spectrum": rows, "sample_size": rows}, every row with its
+    `replicate` (part j, CV seed j + 1) and `n`. Memoised beside the run (`run_memo`): the refits take
+    minutes on 2 cores."""
+    arguments = {
+        "targets": list(targets),
+        "powers": list(powers),
+        "sizes": list(sizes),
+        "replicates": replicates,
+    }
     sources = (sys.modules[__name__], mean_pairwise_cosine)
     return run_memo(
         run,
         "lp-causes",
         arguments,
         sources,
-        lambda: jsonable(_lp_cause_experiment(run, targets, sizes, seeds)),
+        lambda: jsonable(_lp_cause_experiment(run, targets, powers, sizes, replicates)),
     )
 
 
-def _lp_cause_experiment(run, targets, sizes, seeds) -> dict[str, list[dict]]:
+def _lp_cause_experiment(run, targets, powers, sizes, replicates) -> dict[str, list[dict]]:
     a = run.arrays
-    features, labels = a["features_before_train"], a["labels_train"]
+    features, labels = np.asarray(a["features_before_train"], np.float64), np.asarray(a["labels_train"])
     num_classes = a["head_weight_final"].shape[0]
-    fixed = _subset_with_every_class(labels, min(len(labels), ANISOTROPY_MAX_N), num_classes, 0)
-    fixed = np.arange(len(labels)) if fixed is None else np.sort(fixed)
-    own = mean_pairwise_cosine(features[fixed])
-    return {
-        "anisotropy": anisotropy_sweep(
-            features[fixed], labels[fixed], num_classes, [t for t in targets if t > own], seeds
-        ),
-        "sample_size": sample_size_sweep(features, labels, num_classes, sizes, seeds),
-    }
+    out = {"offset": [], "spectrum": [], "sample_size": []}
+    for j, part in enumerate(stratified_parts(labels, replicates)):
+        fixed = part[:ANISOTROPY_MAX_N]
+        X, y, seed = features[fixed], labels[fixed], j + 1
+        tag = {"replicate": j, "n_fixed": len(fixed)}
+        if j == 0:
+            out["offset"] += [{**tag, **r} for r in offset_control(X, y, num_classes, targets, seed)]
+        out["spectrum"] += [{**tag, **r} for r in spectrum_sweep(X, y, num_classes, powers, seed)]
+        out["sample_size"] += [
+            {"replicate": j, **r}
+            for r in sample_size_sweep(features[part], labels[part], num_classes, sizes, seed)
+        ]
+    return out
 
 
 def lp_regularization_path(run, Cs: Sequence[float]) -> dict:
