@@ -356,3 +356,23 @@ def test_a_collapsed_seed_is_flagged_in_the_table_and_the_check():
     assert "1 of 3 collapsed" in cell and "median" in cell
     claim = by_statement(claim_rules.accuracy_claims(study, "dynamics"), "test accuracy")
     assert "collapsed runs" in claim.why and "ft seed 2" in claim.why
+
+
+def test_calibration_checks_subtract_what_a_calibrated_model_would_show():
+    # two perfectly calibrated methods, one with sharp and one with spread-out confidences: the plug-in ECE
+    # differs by several points, the debiased one does not
+    rng = np.random.default_rng(0)
+    raw, debiased = [], []
+    for rep in range(40):
+        pair = []
+        for centre, sd in ((0.95, 0.05), (0.7, 0.15)):
+            conf = np.clip(rng.normal(centre, sd, 56), 0.34, 0.999)
+            probs = np.stack([conf, (1 - conf) / 2, (1 - conf) / 2], axis=1)
+            labels = (rng.random((56, 1)) > probs.cumsum(axis=1)).sum(axis=1).clip(max=2)
+            error = evidence.calibration_error(probs, labels, "ece")
+            pair.append((error, error - evidence.calibrated_expectation(probs, "ece", seed=rep)))
+        raw.append(pair[0][0] - pair[1][0])
+        debiased.append(pair[0][1] - pair[1][1])
+    assert abs(np.mean(raw)) > 0.05 and abs(np.mean(debiased)) < 0.02
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.55, 0.45]])
+    assert evidence.calibration_error(probs, np.array([0, 1, 0, 0]), "ece") == pytest.approx(0.1125)

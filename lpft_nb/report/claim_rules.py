@@ -324,7 +324,7 @@ def _slopes(source: Study, dataset: str, method: str, lp_C: LpC, scales: list[fl
     x = np.log10(np.asarray(scales, dtype=float))
     w = (x - x.mean()) / ((x - x.mean()) ** 2).sum()
     per = sum(wj * _diff(source, dataset, method, lp_C, s).per_example for wj, s in zip(w, scales))
-    return Sample(per.mean(axis=1), per_example=per)
+    return Sample(per.mean(axis=1), per_example=per, seeds=tuple(source.seeds))
 
 
 def scaling_claims(
@@ -406,7 +406,7 @@ def corollary_claim(experiment, page: str = "norms", tol: float = 1e-10) -> Clai
 def _difference(a: Sample, b: Sample) -> Sample:
     """a − b of two samples of the same runs and test examples (e.g. a calibration error before and after
     temperature scaling)."""
-    return Sample(a.values - b.values, replicates=a.replicates - b.replicates, n=a.n)
+    return Sample(a.values - b.values, replicates=a.replicates - b.replicates, n=a.n, seeds=a.seeds)
 
 
 def _most(claim_id, page, statement, paper, target: str, samples: dict[str, Sample]) -> Claim:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis.calibration import ece_mce, run_calibration
+from ..analysis.calibration import reliability_bins, run_calibration
 from ..analysis.features import common_basis, fdr_dimension, fisher_ratio
 from ..config import LpC
 from ..model.head_mechanism import softmax
@@ -24,7 +24,7 @@ def accuracy(
             for r in study.get(dataset, method, lp_C, scale)
         ]
     )
-    return Sample(correct.mean(axis=1), per_example=correct)
+    return Sample(correct.mean(axis=1), per_example=correct, seeds=tuple(study.seeds))
 
 
 def feature_change(
@@ -49,7 +49,7 @@ def feature_change(
             for r in study.get(dataset, method, lp_C, scale)
         ]
     )
-    return Sample(per.mean(axis=1), per_example=per)
+    return Sample(per.mean(axis=1), per_example=per, seeds=tuple(study.seeds))
 
 
 def _unit_gram(features: np.ndarray) -> np.ndarray:
@@ -70,7 +70,7 @@ def cosine(study: Study, dataset: str, method: str, lp_C: LpC = "cv", split: str
     grams = [_unit_gram(r.arrays[f"features_after_{split}"]) for r in study.get(dataset, method, lp_C)]
     n = len(grams[0])
     values = [_mean_off_diagonal(g, np.arange(n)) for g in grams]
-    return Sample(values, replicates=bootstrap(_mean_off_diagonal, n, grams), n=n)
+    return Sample(values, replicates=bootstrap(_mean_off_diagonal, n, grams), n=n, seeds=tuple(study.seeds))
 
 
 def fdr(study: Study, dataset: str, method: str, lp_C: LpC = "cv", split: str = "test") -> Sample:
@@ -88,27 +88,63 @@ def fdr(study: Study, dataset: str, method: str, lp_C: LpC = "cv", split: str = 
         return np.log10(fisher_ratio(x[idx], y[idx], np.eye(x.shape[1])))
 
     values = [log_fdr(d, np.arange(len(labels))) for d in data]
-    return Sample(values, replicates=bootstrap(log_fdr, len(labels), data), n=len(labels))
+    replicates = bootstrap(log_fdr, len(labels), data)
+    return Sample(values, replicates=replicates, n=len(labels), seeds=tuple(study.seeds))
+
+
+CONSISTENCY_DRAWS = 200  # label draws of the calibrated expectation (consistency resampling)
+MCE_MIN_COUNT = 10  # MCE over bins of at least this many test examples
+
+
+def calibration_error(probs: np.ndarray, labels: np.ndarray, metric: str) -> float:
+    """ECE, or MCE over the bins that hold at least `MCE_MIN_COUNT` examples (the fullest bin when none
+    does), as fractions; 15 equal-width bins as `analysis.calibration.ece_mce`."""
+    bins = reliability_bins(probs, labels)
+    filled = bins["count"] > 0
+    gaps = np.abs(bins["accuracy"] - bins["confidence"])
+    if metric == "ece":
+        return float(np.sum(bins["count"][filled] * gaps[filled]) / bins["count"].sum())
+    full = bins["count"] >= MCE_MIN_COUNT
+    return float(gaps[full].max() if full.any() else gaps[np.argmax(bins["count"])])
+
+
+def calibrated_expectation(probs: np.ndarray, metric: str, seed: int = 0) -> float:
+    """The error a perfectly calibrated model with these confidences would show on this many examples:
+    the mean of `calibration_error` over labels drawn from the model's own probabilities (Bröcker & Smith
+    2007, consistency resampling). The plug-in ECE and MCE carry this upward bias, larger for a method
+    with spread-out confidences; the checks subtract it."""
+    rng = np.random.default_rng(seed)
+    cumulative = probs.cumsum(axis=1)
+    draws = []
+    for _ in range(CONSISTENCY_DRAWS):
+        labels = (rng.random((len(probs), 1)) > cumulative).sum(axis=1).clip(max=probs.shape[1] - 1)
+        draws.append(calibration_error(probs, labels, metric))
+    return float(np.mean(draws))
 
 
 def calibration(
     study: Study, dataset: str, method: str, metric: str, lp_C: LpC = "cv", split: str = "test"
 ) -> Sample:
     """ECE or MCE in percent (`metric` "ece", "mce", "ece_ts", "mce_ts"; _ts: after temperature scaling,
-    the temperature fitted on validation and kept fixed across test resamples), with bootstrap replicates."""
+    the temperature fitted on validation), less its calibrated expectation (`calibrated_expectation`,
+    on the full split), with bootstrap replicates of the test examples (the temperature and the bias term
+    fixed across resamples). MCE is taken over bins of at least `MCE_MIN_COUNT` examples."""
     base, _, scaled = metric.partition("_")
-    position = {"ece": 0, "mce": 1}[base]
-    data = []
+    data, bias = [], []
     for r in study.get(dataset, method, lp_C):
         z = r.arrays[f"logits_{split}"] / (run_calibration(r, split)["T"] if scaled else 1.0)
-        data.append((softmax(z), r.arrays[f"labels_{split}"]))
+        probs = softmax(z)
+        data.append((probs, r.arrays[f"labels_{split}"]))
+        bias.append(100.0 * calibrated_expectation(probs, base))
+    bias = np.asarray(bias)
 
     def value(d, idx):
-        return 100.0 * ece_mce(d[0][idx], d[1][idx])[position]
+        return 100.0 * calibration_error(d[0][idx], d[1][idx], base)
 
     n = len(data[0][1])
-    values = [value(d, np.arange(n)) for d in data]
-    return Sample(values, replicates=bootstrap(value, n, data), n=n)
+    values = np.array([value(d, np.arange(n)) for d in data]) - bias
+    replicates = bootstrap(value, n, data) - bias
+    return Sample(values, replicates=replicates, n=n, seeds=tuple(study.seeds))
 
 
 def collapsed(run, split: str = "test") -> bool:
