@@ -941,7 +941,8 @@ def lp_cause_claims(experiments: dict, page: str = "dynamics") -> list[Claim]:
             for r in exp[key]:
                 by_replicate.setdefault(r["replicate"], []).append(r)
             slopes = [slope(rs, x) for rs in by_replicate.values()]
-            levels = sorted({round(r[x], 3) for r in exp[key]})
+            xs = [r[x] for r in exp[key]]
+            counts = "/".join(str(len(rs)) for rs in by_replicate.values())
             ours = f"slope per replicate {', '.join(f'{s:.3g}' for s in slopes) or '–'}"
             if len(slopes) < 2 or not np.all(np.isfinite(slopes)):
                 why = "fewer than two replicates, or a replicate with fewer than three levels: no slope test"
@@ -954,8 +955,7 @@ def lp_cause_claims(experiments: dict, page: str = "dynamics") -> list[Claim]:
                 claim_id, page, statement, paper, slopes, 0.0,
                 source="book", name="slope", below=below, kind="hypothesis",
             )  # fmt: skip
-            ours += (
-                f"; mean {mean:.3g} [95 % CI {lo:.3g}, {hi:.3g}]; {x} levels {', '.join(map(str, levels))}"
-            )
+            ours += f"; mean {mean:.3g} [95 % CI {lo:.3g}, {hi:.3g}]; {x} {min(xs):.3g} to {max(xs):.3g}"
+            ours += f" ({counts} levels per part)"
             out.append(replace(claim, ours=ours))
     return out
