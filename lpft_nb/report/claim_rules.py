@@ -904,7 +904,7 @@ def lp_cause_claims(experiments: dict, page: str = "dynamics") -> list[Claim]:
                 "H1",
                 page,
                 f"{name}, control: a common offset along the mean (cosine "
-                f"{min(r['cosine'] for r in rows):.3f} to {max(r['cosine'] for r in rows):.3f}, tr Σ_c fixed) "
+                f"{min(r['cosine'] for r in rows):.4g} to {max(r['cosine'] for r in rows):.4g}, tr Σ_c fixed) "
                 "leaves the cross-validated LP head as it is",
                 "– (an identity: the unpenalised intercept absorbs the offset)",
                 "‖V‖ "
@@ -913,7 +913,8 @@ def lp_cause_claims(experiments: dict, page: str = "dynamics") -> list[Claim]:
                 "holds" if held else "does not hold",
                 f"{len(rows)} offset levels: the same C and ‖V‖ within {OFFSET_TOLERANCE:.0%}"
                 if held
-                else "the head moved, a C changed, or there was one level: the fit or the offset is wrong",
+                else "the head moved, a C changed, or there was one level: the CV fit is not offset-invariant at "
+                "LP's solver tolerance (the intercept absorbs an offset only at the optimum)",
                 kind="identity",
                 tolerance=f"{OFFSET_TOLERANCE:.0%} of ‖V‖, the same C",
                 tolerance_source="book",
