@@ -120,6 +120,9 @@ def execute_page(page: str, profile: str, out_dir: Path, book_dir: Path = BOOK_D
                 stdout_file=log,
                 stderr_file=log,
                 cwd=str(book_dir),
+                # the kernel's own log (its TCP warning; a ZMQ error when Ctrl-C stops it mid-reply) stays
+                # off the terminal: a page's errors reach the build through papermill, not this log
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
         _prepare_for_reading(target, params)
         ok, error = True, ""
