@@ -24,14 +24,24 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+def _dynamics_runs() -> list[Task]:
+    """The smoke dynamics page's runs (the grid, the LPs on full splits, the SST-2 runs): all runs, no kernel."""
+    from pathlib import Path
+
+    tasks = profile_tasks("smoke", ["dynamics"], Path("/d"), Path("/c"))
+    assert tasks and all(t.kind == "run" for t in tasks)
+    return tasks
+
+
 def test_a_sweep_fills_the_cache_and_the_book_then_trains_nothing(cache, tmp_path, capsys):
     pages = ["dynamics"]  # kernels: the next test
     assert not all_computed("smoke", pages)  # the book would execute its pages one at a time
     assert main(["sweep", "--profile", "smoke", "--pages", *pages, "--workers", "2"]) == 0
     out = capsys.readouterr().out
-    assert "failed         0" in out and "18 to compute" in out  # 16 of the grid, 2 LPs on full splits
+    n_runs = len(_dynamics_runs())
+    assert "failed         0" in out and f"{n_runs} to compute" in out
     filled = cache_entries()
-    assert len(filled) == 18 and all_computed("smoke", pages)  # now it may execute them at once
+    assert len(filled) == n_runs and all_computed("smoke", pages)  # now it may execute them at once
     for page in pages:  # the pages find every run and kernel they need
         result = execute_page(page, "smoke", tmp_path / "executed")
         assert result.ok, result.error
@@ -107,7 +117,7 @@ def test_the_estimate_counts_each_shared_task_once():
 def test_plan_lists_a_profile_per_page(capsys):
     assert main(["plan", "--profile", "smoke", "--pages", "dynamics", "ntk"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split() == ["dynamics", "18", "0"] and lines[2].split()[0] == "ntk"
+    assert lines[1].split() == ["dynamics", str(len(_dynamics_runs())), "0"] and lines[2].split()[0] == "ntk"
     assert main(["plan", "--profile", "smoke", "--params", "x.yaml"]) == 2
     assert main(["sweep", "--profile", "smoke", "--executor", "kubernetes"]) == 2
 
