@@ -305,3 +305,7 @@ def test_bf16_is_adopted_only_when_fast_enough_and_numerically_equivalent():
     off = bf16_decision(speed(0.75, 0.5), runs(2.0))  # shifted by about two seed spreads
     assert off["precision"] == "fp32" and not off["numerics"]["equivalent"].any()
     assert bf16_decision(speed(0.6, 0.5), runs(0.0))["precision"] == "fp32"  # 1.2x
+    identical = runs(0.0)
+    for row in identical["runs"]:
+        row["bf16"] = dict(row["fp32"])  # the same numbers in both precisions: equivalent
+    assert bf16_decision(speed(0.75, 0.5), identical)["numerics"]["equivalent"].all()

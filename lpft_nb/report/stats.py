@@ -196,8 +196,8 @@ def equivalent(est: Estimate, margin: float, name: str = "TOST over seeds and te
     p when the estimate lies inside the margin; otherwise "does not hold" with the one-sided p of D beyond
     the nearer bound."""
     t = _t()
-    if est.se == 0:
-        return Test(name, 1.0, "holds" if abs(est.value) < margin else "does not hold", est, np.inf)
+    if est.se == 0:  # every paired difference equal: the interval is a point, inside or outside the margin
+        return Test(name, 0.0, "holds" if abs(est.value) < margin else "does not hold", est, 0.0)
     if abs(est.value) < margin:
         p = max(t.sf((est.value + margin) / est.se, est.df), t.cdf((est.value - margin) / est.se, est.df))
         side = "holds"
