@@ -115,7 +115,7 @@ ROWS = [  # (case, exit code, words in the message)
     ("--spec with --set", 2, "--set cannot be combined"),
     ("--spec without dataset or method", 2, "--spec must name dataset and method"),
     ("book --pages with no names", 2, "--pages needs at least one page name"),
-    ("book with an unknown profile", 2, "profiles: default, default-bf16, paper, smoke"),
+    ("book with an unknown profile", 2, "profiles: default, default-fp32, paper, smoke"),
     *[
         (f"profile {name} {command}", 2, "a profile is a folder name under")
         for name in ("''", "dotdot", "dot", "nosuch")
