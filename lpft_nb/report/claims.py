@@ -226,16 +226,7 @@ def exceeds(
     examples, when `values` is a `stats.Sample` that holds them); the threshold is a tolerance with a
     `source`."""
     v = _sample(values)
-    signed = (
-        Sample(
-            -v.values,
-            None if v.per_example is None else -v.per_example,
-            None if v.replicates is None else -v.replicates,
-            v.n,
-        )
-        if below
-        else v
-    )
+    signed = -v if below else v
     ours = f"{name} = {fmt(v.values)}; threshold {threshold:.3g}"
 
     def describe(t: stats.Test) -> str:

@@ -71,6 +71,12 @@ class Sample:
         elif self.per_example is not None:
             self.n = self.per_example.shape[1]
 
+    def __neg__(self) -> Sample:
+        def neg(x):
+            return None if x is None else -x
+
+        return Sample(-self.values, neg(self.per_example), neg(self.replicates), self.n, self.seeds)
+
     def as_replicates(self) -> np.ndarray | None:
         """(R, k) replicates over `resamples(n)`, computed from `per_example` when that is what is held."""
         if self.replicates is not None:
