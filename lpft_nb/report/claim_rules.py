@@ -360,12 +360,11 @@ def scaling_claims(
                 "falls almost monotonically (Figs. 3, 10, 11)",
                 _slopes(source, dataset, method, lp_C, scales),
                 0.0,
-                source="paper",
+                source="",
                 name="slope",
                 below=True,
             )
         )
-        out[-1].tolerance = "threshold 0 (paper: a fall)"
         if method == "lp_ft" and "ft" in methods:
             top = scales[-1]
             out.append(
@@ -954,7 +953,7 @@ def lp_cause_claims(experiments: dict, page: str = "dynamics") -> list[Claim]:
             mean, lo, hi = slope_interval(slopes)
             claim = exceeds(
                 claim_id, page, statement, paper, slopes, 0.0,
-                source="book", name="slope", below=below, kind="hypothesis",
+                source="", name="slope", below=below, kind="hypothesis",
             )  # fmt: skip
             ours += f"; mean {mean:.3g} [95 % CI {lo:.3g}, {hi:.3g}]; {x} {min(xs):.3g} to {max(xs):.3g}"
             ours += f" ({counts} levels per part)"

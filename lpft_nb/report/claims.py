@@ -223,8 +223,9 @@ def exceeds(
     kind: str = "claim",
 ) -> Claim:
     """Is mean(values) > threshold (with `below`: < threshold)? A one-sample test over seeds (and test
-    examples, when `values` is a `stats.Sample` that holds them); the threshold is a tolerance with a
-    `source`."""
+    examples, when `values` is a `stats.Sample` that holds them). A threshold that is a tolerance names its
+    `source` ("paper" or "book"); `source` "" marks one that is no tolerance (the 0 of a sign: a slope that
+    falls), which is then neither recorded as one nor varied."""
     v = _sample(values)
     signed = -v if below else v
     ours = f"{name} = {fmt(v.values)}; threshold {threshold:.3g}"
@@ -232,16 +233,20 @@ def exceeds(
     def describe(t: stats.Test) -> str:
         return f"{name} − {threshold:.3g} = {float(v.values.mean()) - threshold:.3g}; "
 
+    def test_at(tolerance: float | None) -> stats.Test:
+        level = threshold if tolerance is None else tolerance
+        return stats.directional(stats.difference(signed, threshold=-level if below else level))
+
     return tested(
         claim_id,
         page,
         statement,
         paper,
         ours,
-        lambda thr: stats.directional(stats.difference(signed, threshold=-thr if below else thr)),
+        test_at,
         samples={name: v},
-        tolerance=threshold,
-        tolerance_text=f"threshold {threshold:g}",
+        tolerance=threshold if source else None,
+        tolerance_text=f"threshold {threshold:g}" if source else "",
         source=source,
         kind=kind,
         describe=describe,
