@@ -179,38 +179,43 @@ def _mde(est: Estimate, level: float = LEVEL) -> float:
     return float((t.ppf(1 - level / 2, est.df) + t.ppf(POWER, est.df)) * est.se)
 
 
-def directional(est: Estimate, name: str = "paired t over seeds and test examples") -> Test:
+def _over(name: str, est: Estimate) -> str:
+    """The test's name with what its error counts: seeds, and test examples when they enter."""
+    return f"{name} over seeds and test examples" if est.n else f"{name} over seeds"
+
+
+def directional(est: Estimate, name: str = "paired t") -> Test:
     """Is D (already less its threshold) above 0? Two-sided at the level: `side` is "holds" for D > 0."""
     if est.se == 0:
         p = 1.0
     else:
         p = float(2 * _t().sf(abs(est.value) / est.se, est.df))
-    return Test(name, p, "holds" if est.value > 0 else "does not hold", est, _mde(est))
+    return Test(_over(name, est), p, "holds" if est.value > 0 else "does not hold", est, _mde(est))
 
 
-def one_sided(est: Estimate, name: str = "one-sided t over seeds and test examples") -> Test:
+def one_sided(est: Estimate, name: str = "one-sided t") -> Test:
     """Is D (less its threshold) above 0, one-sided at the level in the direction the estimate points
     (the non-inferiority test, at the level of each of TOST's two tests): `side` "holds" for D > 0."""
     t = _t()
     p = 1.0 if est.se == 0 else float(t.sf(abs(est.value) / est.se, est.df))
     mde = float((t.ppf(1 - LEVEL, est.df) + t.ppf(POWER, est.df)) * est.se)
-    return Test(name, p, "holds" if est.value > 0 else "does not hold", est, mde)
+    return Test(_over(name, est), p, "holds" if est.value > 0 else "does not hold", est, mde)
 
 
-def equivalent(est: Estimate, margin: float, name: str = "TOST over seeds and test examples") -> Test:
+def equivalent(est: Estimate, margin: float, name: str = "TOST") -> Test:
     """Is |D| < margin? Two one-sided tests (Schuirmann 1987), each at the level: `side` "holds" with TOST's
     p when the estimate lies inside the margin; otherwise "does not hold" with the one-sided p of D beyond
     the nearer bound."""
     t = _t()
     if est.se == 0:  # every paired difference equal: the interval is a point, inside or outside the margin
-        return Test(name, 0.0, "holds" if abs(est.value) < margin else "does not hold", est, 0.0)
+        return Test(_over(name, est), 0.0, "holds" if abs(est.value) < margin else "does not hold", est, 0.0)
     if abs(est.value) < margin:
         p = max(t.sf((est.value + margin) / est.se, est.df), t.cdf((est.value - margin) / est.se, est.df))
         side = "holds"
     else:  # outside the margin: the one-sided test that it lies beyond the nearer bound, at the same level
         p = t.sf((abs(est.value) - margin) / est.se, est.df)
         side = "does not hold"
-    return Test(name, float(min(1.0, p)), side, est, _mde(est))
+    return Test(_over(name, est), float(min(1.0, p)), side, est, _mde(est))
 
 
 def adjust(p_values) -> np.ndarray:
