@@ -290,10 +290,13 @@ def test_feature_table_shows_the_null_band_and_the_restored_epoch(monkeypatch):
         datasets=("rte",),
     )
     table = tables.feature_table(study, "rte")
-    assert table.loc["LP", "Diff(F) last step ours"] == "–"
-    assert table.loc["FT", "Diff(F) last step ours"] == "2.5 ± 0"
-    assert table.loc["FT", "FDR null: mean [95 % band]"] == "0.9 [0.5, 1.4]"
-    assert table.loc["FT", "restored epoch"] == "2, 1, 2 of 2"
+    assert table.loc["LP", "Diff(F) ours"] == "–"
+    assert table.loc["FT", "Diff(F) ours"] == "2.5 ± 0"  # after the last step
+    assert {"FDR(F) 13-d ours", "FDR(F) paper, full-d", "Norm(C) paper"} <= set(table.columns)
+    detail = tables.feature_detail_table(study, "rte")
+    assert detail.loc["FT", "Diff(F), restored epoch"] == "2 ± 0"
+    assert detail.loc["FT", "FDR null: mean [95 % band]"] == "0.9 [0.5, 1.4]"
+    assert detail.loc["FT", "restored epoch"] == "2, 1, 2 of 2"
 
 
 def test_tables_show_no_nan_and_whole_numbers_as_integers():

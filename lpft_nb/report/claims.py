@@ -648,7 +648,6 @@ def claims_page_html(table, caption: str = "") -> str:
                     r["statement"],
                     r["paper"],
                     r["ours"],
-                    r.get("seeds") or "–",
                     _tolerance_cell(r),
                     _p_cell(r),
                 )
@@ -657,8 +656,7 @@ def claims_page_html(table, caption: str = "") -> str:
             f"<td>{html.escape(str(r['why']))}</td></tr>"
         )
     head = "".join(
-        f"<th>{h}</th>"
-        for h in ("id", "page", "check", "paper", "ours", "seeds", "tolerance", "p", "status", "why")
+        f"<th>{h}</th>" for h in ("id", "page", "check", "paper", "ours", "tolerance", "p", "status", "why")
     )
     caption = caption or (
         "Every check of the paper's claims, each once, with its numbers; an id links to the figure or "
