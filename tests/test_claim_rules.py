@@ -379,3 +379,26 @@ def test_calibration_checks_subtract_what_a_calibrated_model_would_show():
     assert abs(np.mean(raw)) > 0.05 and abs(np.mean(debiased)) < 0.02
     probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.55, 0.45]])
     assert evidence.calibration_error(probs, np.array([0, 1, 0, 0]), "ece") == pytest.approx(0.1125)
+
+
+def test_the_bootstrapped_cosine_is_the_books_cs_and_norm_direction_checks_pair_by_seed():
+    from lpft_nb.analysis.features import mean_pairwise_cosine
+
+    features = np.random.default_rng(5).normal(size=(30, 8)) + 1.0
+    gram = evidence._unit_gram(features)
+    assert evidence._mean_off_diagonal(gram, np.arange(30)) == pytest.approx(mean_pairwise_cosine(features))
+
+    def run(diff):
+        return lambda seed, c, s: (head(1.0, 1.0), make_arrays(seed, diff=diff + 0.1 * seed))
+
+    big, small = grid({"ft": run(3.0), "lp_ft": run(2.0)}), grid({"ft": run(1.0), "lp_ft": run(1.0)})
+    big.settings = {"lr": 5e-5}
+    out = claim_rules.norm_direction_claims(big, small, grid({"lp_ft": run(3.0)}))
+    assert [c.statement.split(": ", 1)[1] for c in out] == [
+        "random head's direction: Diff(F) at its own norm > at the LP head's norm",
+        "LP head's direction: Diff(F) at the random head's norm > at its own norm",
+    ]
+    assert out[0].status == "holds" and out[0].seeds == "3 vs 3"
+    shifted = grid({"ft": run(1.0)}, seeds=(4, 5, 6))  # other seeds cannot be paired
+    with pytest.raises(ValueError, match="same seeds"):
+        claim_rules.norm_direction_claims(big, shifted, grid({"lp_ft": run(3.0)}))

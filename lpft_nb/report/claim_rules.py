@@ -193,35 +193,31 @@ def norm_direction_claims(
     """M6 with the direction held fixed (all at FT's learning rate and batch size, same seeds): FT from its
     random head vs from the same head rescaled to the LP head's norm, and LP-FT from the LP head vs from the
     same head rescaled to the random head's norm. Does the norm alone move Diff(F)?"""
-    out: list[Claim] = []
     dataset = controlled.datasets[0]
     lp_C = controlled.lp_Cs[0]
     tag = f"{dataset.upper()}, at lr {controlled.settings['lr']:g}"
-    out.append(
+    pairs = (  # direction, method, (smaller norm's study, name), (larger norm's study, name)
+        ("random head's", "ft", (controlled, "its own norm"), (ft_at_lp_norm, "the LP head's norm")),
+        (
+            "LP head's",
+            "lp_ft",
+            (lp_ft_at_random_norm, "the random head's norm"),
+            (controlled, "its own norm"),
+        ),
+    )
+    return [
         compare(
             "M6",
             page,
-            f"{tag}: random head's direction: Diff(F) at its own norm > at the LP head's norm",
+            f"{tag}: {direction} direction: Diff(F) at {small_name} > at {large_name}",
             "– (norm apart from direction: the book's experiment)",
-            _diff(controlled, dataset, "ft", lp_C),
-            _diff(ft_at_lp_norm, dataset, "ft", lp_C),
-            a_name="FT (own norm)",
-            b_name="FT (LP norm)",
+            _diff(small, dataset, method, lp_C),
+            _diff(large, dataset, method, lp_C),
+            a_name=f"{METHOD_LABELS[method]} ({small_name})",
+            b_name=f"{METHOD_LABELS[method]} ({large_name})",
         )
-    )
-    out.append(
-        compare(
-            "M6",
-            page,
-            f"{tag}: LP head's direction: Diff(F) at the random head's norm > at its own norm",
-            "– (norm apart from direction: the book's experiment)",
-            _diff(lp_ft_at_random_norm, dataset, "lp_ft", lp_C),
-            _diff(controlled, dataset, "lp_ft", lp_C),
-            a_name="LP-FT (random norm)",
-            b_name="LP-FT (own norm)",
-        )
-    )
-    return out
+        for direction, method, (small, small_name), (large, large_name) in pairs
+    ]
 
 
 def _fdr_inside_null(study: Study, dataset: str, methods: Sequence[str], lp_C: LpC, split: str) -> str:

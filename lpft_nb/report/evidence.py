@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis.calibration import reliability_bins, run_calibration
+from ..analysis.calibration import ece_mce, reliability_bins, run_calibration
 from ..analysis.features import common_basis, fdr_dimension, fisher_ratio
 from ..config import LpC
 from ..model.head_mechanism import softmax
@@ -66,7 +66,9 @@ def _mean_off_diagonal(gram: np.ndarray, idx: np.ndarray) -> float:
 
 
 def cosine(study: Study, dataset: str, method: str, lp_C: LpC = "cv", split: str = "test") -> Sample:
-    """CS(F), the mean pairwise cosine of the features after training, with bootstrap replicates."""
+    """CS(F), the mean pairwise cosine of the features after training (`features.mean_pairwise_cosine`,
+    computed from one unit Gram matrix per run so that every resample is a submatrix), with bootstrap
+    replicates."""
     grams = [_unit_gram(r.arrays[f"features_after_{split}"]) for r in study.get(dataset, method, lp_C)]
     n = len(grams[0])
     values = [_mean_off_diagonal(g, np.arange(n)) for g in grams]
@@ -99,11 +101,10 @@ MCE_MIN_COUNT = 10  # MCE over bins of at least this many test examples
 def calibration_error(probs: np.ndarray, labels: np.ndarray, metric: str) -> float:
     """ECE, or MCE over the bins that hold at least `MCE_MIN_COUNT` examples (the fullest bin when none
     does), as fractions; 15 equal-width bins as `analysis.calibration.ece_mce`."""
-    bins = reliability_bins(probs, labels)
-    filled = bins["count"] > 0
-    gaps = np.abs(bins["accuracy"] - bins["confidence"])
     if metric == "ece":
-        return float(np.sum(bins["count"][filled] * gaps[filled]) / bins["count"].sum())
+        return ece_mce(probs, labels)[0]
+    bins = reliability_bins(probs, labels)
+    gaps = np.abs(bins["accuracy"] - bins["confidence"])
     full = bins["count"] >= MCE_MIN_COUNT
     return float(gaps[full].max() if full.any() else gaps[np.argmax(bins["count"])])
 

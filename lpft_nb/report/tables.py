@@ -218,8 +218,7 @@ def _null_cell(stats: list[dict]) -> str:
 
 def _epochs_cell(runs) -> str:
     """The epoch early stopping restored, per seed (of how many)."""
-    last = runs[0].metrics.get("last_epoch", runs[0].config.epochs)
-    return ", ".join(str(r.metrics["best_epoch"]) for r in runs) + f" of {last}"
+    return ", ".join(str(r.metrics["best_epoch"]) for r in runs) + f" of {runs[0].metrics['last_epoch']}"
 
 
 def _feature_cells(study: Study, dataset: str, methods, lp_C: LpC, split: str):
@@ -307,9 +306,7 @@ def norm_direction_table(
                 "‖V‖ at start": seeds_cell(study.values(dataset, method, "head_norm_init", lp_C)),
                 "Diff(F), last step": seeds_cell([s["Diff_last"] for s in stats]),
                 "Diff(F), restored epoch": seeds_cell([s["Diff"] for s in stats]),
-                "restored epoch": ", ".join(
-                    str(int(e)) for e in study.values(dataset, method, "best_epoch", lp_C)
-                ),
+                "restored epoch": _epochs_cell(study.get(dataset, method, lp_C)),
                 "accuracy (%)": seeds_cell(100 * study.values(dataset, method, "test.accuracy", lp_C)),
             }
         )
